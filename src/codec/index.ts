@@ -1,0 +1,2 @@
+// Codecs shared by the broker, the client and the CLI.
+export * from './record-batch.js';

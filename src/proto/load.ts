@@ -1,0 +1,28 @@
+// Loads proto/ at run time with @grpc/proto-loader. The server, the client and the CLI share
+// these options, so int64 fields are decimal strings and enums are their names everywhere
+// (DESIGN.md section 2: bigint in code, int64 on the wire, strings in between).
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import * as protoLoader from '@grpc/proto-loader';
+import * as grpc from '@grpc/grpc-js';
+import type { ProtoGrpcType } from '../gen/kavka.js';
+
+export const PROTO_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'proto');
+export const KAVKA_PROTO_FILES = ['kavka/v1/kavka.proto'];
+
+export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+  includeDirs: [PROTO_DIR],
+};
+
+export function loadKavkaPackageDefinition(): protoLoader.PackageDefinition {
+  return protoLoader.loadSync(KAVKA_PROTO_FILES, PROTO_LOADER_OPTIONS);
+}
+
+export function loadKavkaGrpc(definition = loadKavkaPackageDefinition()): ProtoGrpcType {
+  return grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType;
+}

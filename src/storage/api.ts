@@ -1,0 +1,163 @@
+// The storage layer's contract with the layers above (server adapters today, the replica
+// manager later). Storage knows nothing of gRPC, topics' metadata or replication: it keeps
+// partition logs of RecordBatch v2 bytes on disk, durably, and answers reads.
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+import type { StorageFs } from './storage-fs.js';
+
+export interface TopicPartition {
+  readonly topic: string;
+  readonly partition: number;
+}
+
+/** `<topic>-<partition>`, the partition's directory name and its log binding. */
+export function topicPartitionName(tp: TopicPartition): string {
+  return `${tp.topic}-${tp.partition}`;
+}
+
+export type FlushPolicy = 'batch' | 'os';
+export type MessageTimestampType = 'CreateTime' | 'LogAppendTime';
+
+/** A partition log's effective configuration (topic overrides already merged over broker defaults). */
+export interface LogConfig {
+  /** Roll the active segment when it would grow past this (log.segment.bytes / segment.bytes). */
+  segmentBytes: number;
+  /** Roll the active segment when its first batch is this old (log.roll.ms / segment.ms). */
+  segmentMs: number;
+  /** Delete sealed segments whose newest record is older than this; -1 = keep forever. */
+  retentionMs: number;
+  /** Delete oldest sealed segments while the log is larger than this; -1 = no limit. */
+  retentionBytes: number;
+  /** Delete oldest sealed segments while the log holds more records than this; -1 = no limit. */
+  retentionMessages: number;
+  /** Largest batch accepted (max.message.bytes); larger gives MESSAGE_TOO_LARGE. */
+  maxMessageBytes: number;
+  /** Bytes between sparse index entries (index.interval.bytes). */
+  indexIntervalBytes: number;
+  /** batch: fsync (group commit) before an append resolves; os: leave it to the page cache. */
+  flushPolicy: FlushPolicy;
+  messageTimestampType: MessageTimestampType;
+}
+
+export interface AppendResult {
+  baseOffset: bigint;
+  lastOffset: bigint;
+  /** The broker's append time when the topic uses LogAppendTime, else -1n. */
+  logAppendTimeMs: bigint;
+  logStartOffset: bigint;
+  recordCount: number;
+  sizeBytes: number;
+}
+
+export interface ReadResult {
+  /** Whole batches back to back; may be empty. The first batch may start below the fetch offset. */
+  batches: Buffer;
+  /** The offset to fetch next: one past the last offset of the last batch returned, or the fetch offset when empty. */
+  nextOffset: bigint;
+  logStartOffset: bigint;
+  logEndOffset: bigint;
+}
+
+export interface ReadOptions {
+  /** Only batches whose last offset is below this (the high watermark for consumers). */
+  maxOffset: bigint;
+  /** Return the first batch even if it is larger than maxBytes (KIP-74). */
+  minOneBatch: boolean;
+}
+
+export interface TimestampOffset {
+  offset: bigint;
+  timestamp: bigint;
+}
+
+/**
+ * One partition's log. Appends are serialized inside (callers may overlap calls); reads run
+ * concurrently with appends and never block them.
+ * Invariant: logStartOffset <= durableEndOffset <= logEndOffset.
+ */
+export interface PartitionLog {
+  readonly topicPartition: TopicPartition;
+  readonly directory: string;
+  /** First offset still readable. Moves up only (retention, deleteRecords). */
+  readonly logStartOffset: bigint;
+  /** The next offset to assign. Moves up on append; down only by truncation (recovery, later replication). */
+  readonly logEndOffset: bigint;
+  /** Every offset below this has been fsynced (equals logEndOffset once the OS policy has written it). */
+  readonly durableEndOffset: bigint;
+  readonly sizeBytes: number;
+  readonly segmentCount: number;
+  readonly config: LogConfig;
+
+  updateConfig(config: LogConfig): void;
+
+  /**
+   * Validates the batches (framing, magic, CRC-32C, size against maxMessageBytes, record count),
+   * assigns offsets from logEndOffset, stamps partitionLeaderEpoch, appends. Resolves once the
+   * flush policy is met (batch: after an fsync covering these bytes; group commit shares one
+   * fsync among appends that overlap). Rejects with KavkaError: CORRUPT_MESSAGE, MESSAGE_TOO_LARGE,
+   * INVALID_RECORD, KAFKA_STORAGE_ERROR (the log dir went offline).
+   */
+  appendAsLeader(batches: Buffer, leaderEpoch: number): Promise<AppendResult>;
+
+  /**
+   * Reads whole batches from fetchOffset. Throws OFFSET_OUT_OF_RANGE when fetchOffset is below
+   * logStartOffset or above logEndOffset; fetchOffset == logEndOffset gives an empty result.
+   * An offset inside a gap (compaction) returns the next batch.
+   */
+  read(fetchOffset: bigint, maxBytes: number, options: ReadOptions): Promise<ReadResult>;
+
+  /** First offset whose timestamp is >= timestampMs, or undefined when none is. */
+  offsetForTimestamp(timestampMs: bigint): Promise<TimestampOffset | undefined>;
+
+  /** The offset and timestamp of the record with the largest timestamp (ListOffsets -3). */
+  maxTimestampOffset(): Promise<TimestampOffset | undefined>;
+
+  /** Calls the listener after each append becomes durable. Returns the unsubscribe function. */
+  onAppend(listener: () => void): () => void;
+
+  /** Applies retention (time, size, count) and rolls by segmentMs. Returns segments deleted. */
+  applyRetention(nowMs: number): Promise<number>;
+
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface LogManagerOptions {
+  /** log.dirs (one directory in this version). */
+  logDir: string;
+  nodeId: number;
+  /** Written to meta.properties on first start; a different value later stops start-up. */
+  clusterId: string;
+  clock: Clock;
+  logger: Logger;
+  fs?: StorageFs;
+}
+
+export type LogDirState = { kind: 'online' } | { kind: 'offline'; reason: string; sinceMs: number };
+
+/**
+ * Owns a log dir: meta.properties, the partition directories in it, recovery on open.
+ * A write or fsync error anywhere takes the whole dir offline (never retried): every log's
+ * appends and reads then fail with KAFKA_STORAGE_ERROR until the node reopens the dir.
+ */
+export interface LogManager {
+  readonly logDir: string;
+  readonly state: LogDirState;
+  getLog(tp: TopicPartition): PartitionLog | undefined;
+  /** Creates (or opens if its directory already exists) a partition's log. */
+  createLog(tp: TopicPartition, config: LogConfig): Promise<PartitionLog>;
+  /** Closes the log and removes its directory. */
+  deleteLog(tp: TopicPartition): Promise<void>;
+  logs(): PartitionLog[];
+  /** Partitions that have a directory in the log dir (open or not), for start-up discovery. */
+  partitionDirectories(): TopicPartition[];
+  /** Called when the dir goes offline, with the reason. */
+  onOffline(listener: (reason: string) => void): () => void;
+  close(): Promise<void>;
+}
+
+// Implemented in log-manager.ts:
+//   export function openLogManager(options: LogManagerOptions): Promise<LogManager>
+// It creates or checks meta.properties (a cluster.id or node.id mismatch throws a KavkaError
+// naming the file) and opens no partition: the broker opens each known partition with createLog,
+// which recovers it (rebuilds bad or missing indexes, truncates a torn tail).
