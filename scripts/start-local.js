@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// `npm start`: runs a local Kavka cluster on 127.0.0.1 with embedded defaults and data under
+// ./data/node-N, prefixes each node's log lines with [node-N], prints "ready" once every node's
+// /readyz passes, and on Ctrl-C (or SIGTERM) stops the nodes one at a time, each within a bound.
+//
+// Node N listens on CLIENT 9091+N, INTERNAL 9191+N, admin HTTP 9643+N. This version runs one
+// node; the Raft step raises NODE_COUNT to 3.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const NODE_COUNT = 1;
+const READY_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 20_000;
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const cli = join(root, 'dist', 'cli', 'main.js');
+
+function nodeArgs(n) {
+  const overrides = {
+    'node.id': String(n),
+    listeners: `CLIENT://127.0.0.1:${9091 + n},INTERNAL://127.0.0.1:${9191 + n}`,
+    'admin.listener': `127.0.0.1:${9643 + n}`,
+    'log.dirs': join('data', `node-${n}`),
+  };
+  return ['broker', ...Object.entries(overrides).flatMap(([k, v]) => ['--override', `${k}=${v}`])];
+}
+
+const nodes = [];
+for (let n = 1; n <= NODE_COUNT; n++) {
+  const child = spawn(process.execPath, [cli, ...nodeArgs(n)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const prefix = `[node-${n}] `;
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on('line', (line) => process.stdout.write(`${prefix}${line}\n`));
+  }
+  const node = { n, child, exited: false, adminUrl: `http://127.0.0.1:${9643 + n}/readyz` };
+  child.on('exit', (code, signal) => {
+    node.exited = true;
+    process.stdout.write(`${prefix}exited (${signal ?? `code ${code}`})\n`);
+    if (!stopping) {
+      process.stderr.write(`node ${n} exited unexpectedly; stopping the others\n`);
+      void stopAll(1);
+    }
+  });
+  nodes.push(node);
+}
+
+async function waitReady() {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline && !stopping) {
+    const states = await Promise.all(nodes.map((node) => fetch(node.adminUrl).then((r) => r.ok, () => false)));
+    if (states.every(Boolean)) {
+      process.stdout.write(`ready: ${nodes.map((node) => `node ${node.n} at 127.0.0.1:${9091 + node.n}`).join(', ')}\n`);
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  if (!stopping) {
+    process.stderr.write(`the cluster did not become ready within ${READY_TIMEOUT_MS} ms; see the node logs above\n`);
+    await stopAll(1);
+  }
+}
+
+let stopping = false;
+async function stopAll(exitCode) {
+  if (stopping) return;
+  stopping = true;
+  for (const node of [...nodes].reverse()) {
+    if (node.exited) continue;
+    node.child.kill('SIGTERM');
+    const stopped = await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), STOP_TIMEOUT_MS);
+      node.child.once('exit', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    if (!stopped) {
+      process.stderr.write(`node ${node.n} did not stop within ${STOP_TIMEOUT_MS} ms; killing it\n`);
+      node.child.kill('SIGKILL');
+    }
+  }
+  process.exit(exitCode);
+}
+
+process.on('SIGINT', () => void stopAll(0));
+process.on('SIGTERM', () => void stopAll(0));
+void waitReady();

@@ -1,0 +1,1 @@
+export { startBroker, logConfigFor, type Broker, type StartBrokerOptions } from './broker-node.js';

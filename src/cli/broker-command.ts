@@ -1,0 +1,72 @@
+// `kavka broker --config server.properties [--override key=value ...]`: runs one node until
+// SIGTERM or SIGINT, then shuts down cleanly within shutdown.timeout.ms. A second signal, or the
+// bound passing, exits at once (the log recovers on the next start).
+import { KavkaError } from '../util/errors.js';
+import { describeBrokerConfigKeys, loadBrokerConfig } from '../config/index.js';
+import { createLogger } from '../util/logger.js';
+import { startBroker } from '../broker/index.js';
+
+const USAGE = `usage: kavka broker [--config server.properties] [--override key=value ...]
+
+Runs one Kavka node. Config precedence: --override > KAVKA_<KEY> environment > file > default.
+  --config FILE       a Java-style properties file with Kafka's key names
+  --override K=V      set one key (repeatable)
+  --help-config       list every key with its default
+`;
+
+export async function runBrokerCommand(argv: string[]): Promise<void> {
+  let file: string | undefined;
+  const overrides: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const next = () => {
+      const value = argv[++i];
+      if (value === undefined) throw new KavkaError('INVALID_CONFIG', `${arg} needs a value`);
+      return value;
+    };
+    if (arg === '--config' || arg === '-c') file = next();
+    else if (arg.startsWith('--config=')) file = arg.slice('--config='.length);
+    else if (arg === '--override') overrides.push(next());
+    else if (arg.startsWith('--override=')) overrides.push(arg.slice('--override='.length));
+    else if (arg === '--help' || arg === '-h') {
+      process.stdout.write(USAGE);
+      return;
+    } else if (arg === '--help-config') {
+      process.stdout.write(`${describeBrokerConfigKeys()}\n`);
+      return;
+    } else if (!arg.startsWith('-') && file === undefined) file = arg;
+    else throw new KavkaError('INVALID_CONFIG', `unknown argument ${arg}\n${USAGE}`);
+  }
+
+  const config = loadBrokerConfig({ file, env: process.env, overrides });
+  const logger = createLogger({ level: config.get('log.level') });
+  const broker = await startBroker({ config, logger });
+
+  let signals = 0;
+  const shutdown = (signal: string) => {
+    signals += 1;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting without waiting for the clean shutdown');
+      process.exit(1);
+    }
+    const bound = config.get('shutdown.timeout.ms') + 5_000;
+    const timer = setTimeout(() => {
+      logger.error({ boundMs: bound }, 'clean shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, bound);
+    timer.unref();
+    logger.info({ signal }, 'shutting down');
+    broker.stop().then(
+      () => {
+        logger.flush();
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}

@@ -1,0 +1,219 @@
+// Broker configuration: Kafka's key names where Kafka has them, parsed and checked up front.
+// Precedence: --override k=v > KAVKA_<KEY_IN_UPPER_SNAKE> environment > properties file > default.
+// Unknown keys and bad values stop start-up with a message naming the key.
+import { readFileSync } from 'node:fs';
+import { KavkaError } from '../util/errors.js';
+import { INT32_MAX, parseBoolean, parseChoice, parseInteger, parseString } from '../util/config-values.js';
+
+import type { ConfigValue } from '../util/config-values.js';
+
+export type { ConfigValue };
+
+interface KeySpec {
+  readonly doc: string;
+  readonly default: string;
+  readonly parse: (raw: string, key: string) => ConfigValue;
+}
+
+
+/** Every broker key Kavka knows. Keys not listed here are rejected. */
+export const BROKER_CONFIG_KEYS = {
+  'node.id': { doc: 'This node\'s id (1..).', default: '1', parse: parseInteger(0, INT32_MAX) },
+  'cluster.id': { doc: 'Cluster id written to meta.properties on first start; a mismatch stops start-up.', default: 'kavka-local', parse: parseString },
+  'process.roles': { doc: 'broker, controller, or both (combined mode).', default: 'broker,controller', parse: parseChoice('broker,controller', 'controller,broker', 'broker', 'controller') },
+  listeners: { doc: 'Named listeners NAME://host:port, comma separated.', default: 'CLIENT://127.0.0.1:9092,INTERNAL://127.0.0.1:9192', parse: parseString },
+  'advertised.listeners': { doc: 'Endpoints given to clients per listener; empty = listeners.', default: '', parse: parseString },
+  'inter.broker.listener.name': { doc: 'Listener other nodes use to reach this one.', default: 'INTERNAL', parse: parseString },
+  'controller.listener.names': { doc: 'Listener(s) the controller quorum uses.', default: 'INTERNAL', parse: parseString },
+  'controller.quorum.voters': { doc: 'Bootstrap voters id@host:port, comma separated.', default: '1@127.0.0.1:9192', parse: parseString },
+  'admin.listener': { doc: 'host:port of the admin HTTP server (/healthz, /readyz, /metrics).', default: '127.0.0.1:9644', parse: parseString },
+  'log.dirs': { doc: 'Data directory (one).', default: './data/node-1', parse: parseString },
+  'log.level': { doc: 'Log level: trace, debug, info, warn, error, fatal, silent.', default: 'info', parse: parseChoice('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent') },
+  'num.partitions': { doc: 'Partitions of an auto-created topic or of a create without a count.', default: '1', parse: parseInteger(1, 100_000) },
+  'default.replication.factor': { doc: 'Replication factor of a create without one.', default: '1', parse: parseInteger(1, 32_767) },
+  'min.insync.replicas': { doc: 'Fewest in-sync replicas an acks=all produce needs.', default: '1', parse: parseInteger(1, 32_767) },
+  'auto.create.topics.enable': { doc: 'Create a topic on first produce or metadata request for it.', default: 'true', parse: parseBoolean },
+  'delete.topic.enable': { doc: 'Allow DeleteTopics.', default: 'true', parse: parseBoolean },
+  'log.segment.bytes': { doc: 'Roll a segment at this size.', default: '1073741824', parse: parseInteger(1024 * 14, INT32_MAX) },
+  'log.roll.ms': { doc: 'Roll a segment this old; empty = log.roll.hours.', default: '', parse: (raw, key) => (raw.trim() === '' ? '' : parseInteger(1)(raw, key)) },
+  'log.roll.hours': { doc: 'Roll a segment this old, in hours.', default: '168', parse: parseInteger(1, INT32_MAX) },
+  'log.retention.ms': { doc: 'Keep data this long (-1 = forever); overrides minutes and hours.', default: '', parse: (raw, key) => (raw.trim() === '' ? '' : parseInteger(-1)(raw, key)) },
+  'log.retention.minutes': { doc: 'Keep data this long, in minutes; overrides hours.', default: '', parse: (raw, key) => (raw.trim() === '' ? '' : parseInteger(-1, INT32_MAX)(raw, key)) },
+  'log.retention.hours': { doc: 'Keep data this long, in hours.', default: '168', parse: parseInteger(-1, INT32_MAX) },
+  'log.retention.bytes': { doc: 'Keep at most this many bytes per partition (-1 = no limit).', default: '-1', parse: parseInteger(-1) },
+  'log.retention.messages': { doc: 'Keep at most this many records per partition (-1 = no limit); Kavka only.', default: '-1', parse: parseInteger(-1) },
+  'log.retention.check.interval.ms': { doc: 'How often retention runs.', default: '300000', parse: parseInteger(1) },
+  'log.index.interval.bytes': { doc: 'Bytes between sparse offset index entries.', default: '4096', parse: parseInteger(0, INT32_MAX) },
+  'log.flush.policy': { doc: 'batch: fsync (group commit) before acknowledging; os: leave it to the page cache.', default: 'batch', parse: parseChoice('batch', 'os') },
+  'log.message.timestamp.type': { doc: 'CreateTime or LogAppendTime.', default: 'CreateTime', parse: parseChoice('CreateTime', 'LogAppendTime') },
+  'message.max.bytes': { doc: 'Largest record batch accepted.', default: '1048588', parse: parseInteger(0, INT32_MAX) },
+  'fetch.max.bytes': { doc: 'Largest fetch response; larger requests are clamped.', default: '57671680', parse: parseInteger(1024, INT32_MAX) },
+  'fetch.max.wait.ms.limit': { doc: 'Longest long-poll a fetch may ask for; Kavka only.', default: '30000', parse: parseInteger(0, INT32_MAX) },
+  'shutdown.timeout.ms': { doc: 'Bound on a controlled shutdown; Kavka only.', default: '10000', parse: parseInteger(0, INT32_MAX) },
+} as const satisfies Record<string, KeySpec>;
+
+export type BrokerConfigKey = keyof typeof BROKER_CONFIG_KEYS;
+
+export interface Listener {
+  name: string;
+  host: string;
+  port: number;
+}
+
+export interface BrokerConfig {
+  /** The raw value of every key after precedence, for DescribeConfigs. */
+  readonly values: ReadonlyMap<BrokerConfigKey, ConfigValue>;
+  /** Where each value came from. */
+  readonly sources: ReadonlyMap<BrokerConfigKey, 'default' | 'file' | 'env' | 'override'>;
+  readonly nodeId: number;
+  readonly clusterId: string;
+  readonly logDir: string;
+  readonly listeners: readonly Listener[];
+  readonly advertisedListeners: readonly Listener[];
+  readonly admin: { host: string; port: number };
+  readonly retentionMs: number;
+  readonly rollMs: number;
+  get<K extends BrokerConfigKey>(key: K): ReturnType<(typeof BROKER_CONFIG_KEYS)[K]['parse']>;
+}
+
+export function isBrokerConfigKey(key: string): key is BrokerConfigKey {
+  return Object.prototype.hasOwnProperty.call(BROKER_CONFIG_KEYS, key);
+}
+
+/** Reads a Java-style .properties file (key=value or key: value, # and ! comments). */
+export function readPropertiesFile(path: string): Map<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new KavkaError('INVALID_CONFIG', `cannot read config file ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  return parseProperties(text);
+}
+
+export function parseProperties(text: string): Map<string, string> {
+  const result = new Map<string, string>();
+  for (const rawLine of text.split(/\r?\n/)) {
+    const line = rawLine.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith('!')) continue;
+    const match = /^([^=:\s]+)\s*[=:]\s*(.*)$/.exec(line);
+    if (match === null) throw new KavkaError('INVALID_CONFIG', `config line ${JSON.stringify(rawLine)} is not key=value`);
+    result.set(match[1], match[2]);
+  }
+  return result;
+}
+
+/** KAVKA_LOG_RETENTION_MS -> log.retention.ms. Only keys Kavka knows are mapped back. */
+export function envKeyFor(key: string): string {
+  return `KAVKA_${key.toUpperCase().replace(/\./g, '_')}`;
+}
+
+export function parseListeners(text: string, key: string): Listener[] {
+  if (text.trim() === '') return [];
+  return text.split(',').map((part) => {
+    const match = /^([A-Za-z_][A-Za-z0-9_]*):\/\/(\[[^\]]+\]|[^:]*):(\d+)$/.exec(part.trim());
+    if (match === null) throw new KavkaError('INVALID_CONFIG', `config ${key}: ${JSON.stringify(part)} is not NAME://host:port`);
+    const port = Number(match[3]);
+    if (port > 65535) throw new KavkaError('INVALID_CONFIG', `config ${key}: port ${port} is out of range`);
+    return { name: match[1].toUpperCase(), host: match[2] === '' ? '0.0.0.0' : match[2], port };
+  });
+}
+
+function parseHostPort(text: string, key: string): { host: string; port: number } {
+  const match = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(text.trim());
+  if (match === null || Number(match[2]) > 65535) throw new KavkaError('INVALID_CONFIG', `config ${key}=${JSON.stringify(text)} is not host:port`);
+  return { host: match[1], port: Number(match[2]) };
+}
+
+export interface ConfigSources {
+  file?: Map<string, string>;
+  env?: NodeJS.ProcessEnv;
+  overrides?: Map<string, string>;
+}
+
+export function buildBrokerConfig(sources: ConfigSources): BrokerConfig {
+  const values = new Map<BrokerConfigKey, ConfigValue>();
+  const origins = new Map<BrokerConfigKey, 'default' | 'file' | 'env' | 'override'>();
+  const rejectUnknown = (key: string, where: string): never => {
+    throw new KavkaError('INVALID_CONFIG', `unknown config key ${key} (${where}); run \`kavka broker --help-config\` for the list`);
+  };
+  for (const key of sources.file?.keys() ?? []) if (!isBrokerConfigKey(key)) rejectUnknown(key, 'config file');
+  for (const key of sources.overrides?.keys() ?? []) if (!isBrokerConfigKey(key)) rejectUnknown(key, '--override');
+  const knownEnv = new Set((Object.keys(BROKER_CONFIG_KEYS) as BrokerConfigKey[]).map(envKeyFor));
+  for (const name of Object.keys(sources.env ?? {})) {
+    if (name.startsWith('KAVKA_') && !knownEnv.has(name)) rejectUnknown(name, 'environment');
+  }
+
+  for (const key of Object.keys(BROKER_CONFIG_KEYS) as BrokerConfigKey[]) {
+    const spec: KeySpec = BROKER_CONFIG_KEYS[key];
+    let raw = spec.default;
+    let origin: 'default' | 'file' | 'env' | 'override' = 'default';
+    const fromFile = sources.file?.get(key);
+    if (fromFile !== undefined) [raw, origin] = [fromFile, 'file'];
+    const fromEnv = sources.env?.[envKeyFor(key)];
+    if (fromEnv !== undefined) [raw, origin] = [fromEnv, 'env'];
+    const fromOverride = sources.overrides?.get(key);
+    if (fromOverride !== undefined) [raw, origin] = [fromOverride, 'override'];
+    values.set(key, spec.parse(raw, key));
+    origins.set(key, origin);
+  }
+  const get = <K extends BrokerConfigKey>(key: K) => values.get(key) as ReturnType<(typeof BROKER_CONFIG_KEYS)[K]['parse']>;
+
+  const listeners = parseListeners(get('listeners'), 'listeners');
+  if (listeners.length === 0) throw new KavkaError('INVALID_CONFIG', 'config listeners is empty: give at least CLIENT://host:port');
+  const names = new Set(listeners.map((l) => l.name));
+  if (names.size !== listeners.length) throw new KavkaError('INVALID_CONFIG', 'config listeners names a listener twice');
+  if (!names.has('CLIENT')) throw new KavkaError('INVALID_CONFIG', 'config listeners has no CLIENT listener; clients connect to it');
+  const interBroker = get('inter.broker.listener.name').toUpperCase();
+  if (!names.has(interBroker)) throw new KavkaError('INVALID_CONFIG', `config inter.broker.listener.name=${interBroker} names no listener in listeners`);
+  const advertised = parseListeners(get('advertised.listeners'), 'advertised.listeners');
+  for (const a of advertised) {
+    if (!names.has(a.name)) throw new KavkaError('INVALID_CONFIG', `config advertised.listeners names ${a.name}, which is not in listeners`);
+  }
+  const advertisedListeners = listeners.map((l) => advertised.find((a) => a.name === l.name) ?? l);
+
+  const retentionMsRaw = get('log.retention.ms');
+  const retentionMinutes = get('log.retention.minutes');
+  const retentionHours = get('log.retention.hours');
+  const retentionMs =
+    retentionMsRaw !== '' ? Number(retentionMsRaw)
+    : retentionMinutes !== '' ? (Number(retentionMinutes) < 0 ? -1 : Number(retentionMinutes) * 60_000)
+    : retentionHours < 0 ? -1 : retentionHours * 3_600_000;
+  const rollMsRaw = get('log.roll.ms');
+  const rollMs = rollMsRaw !== '' ? Number(rollMsRaw) : get('log.roll.hours') * 3_600_000;
+
+  return {
+    values,
+    sources: origins,
+    nodeId: get('node.id'),
+    clusterId: get('cluster.id'),
+    logDir: get('log.dirs'),
+    listeners,
+    advertisedListeners,
+    admin: parseHostPort(get('admin.listener'), 'admin.listener'),
+    retentionMs,
+    rollMs,
+    get,
+  };
+}
+
+/** Loads config the way `kavka broker` does: file, then KAVKA_* env, then --override pairs. */
+export function loadBrokerConfig(options: { file?: string; env?: NodeJS.ProcessEnv; overrides?: string[] }): BrokerConfig {
+  const overrides = new Map<string, string>();
+  for (const pair of options.overrides ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new KavkaError('INVALID_CONFIG', `--override ${JSON.stringify(pair)} is not key=value`);
+    overrides.set(pair.slice(0, eq).trim(), pair.slice(eq + 1));
+  }
+  return buildBrokerConfig({
+    file: options.file === undefined ? undefined : readPropertiesFile(options.file),
+    env: options.env,
+    overrides,
+  });
+}
+
+export function describeBrokerConfigKeys(): string {
+  return (Object.entries(BROKER_CONFIG_KEYS) as [string, KeySpec][])
+    .map(([key, spec]) => `${key.padEnd(34)} default ${JSON.stringify(spec.default).padEnd(52)} ${spec.doc}`)
+    .join('\n');
+}

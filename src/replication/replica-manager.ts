@@ -1,0 +1,248 @@
+// ReplicaManager: the partitions this node holds, their roles, produce (with acks) and fetch
+// (with long-poll). The server adapters call it; it calls storage. Called from many concurrent
+// gRPC handlers; each partition's appends are serialized inside its log.
+import { KavkaError, toKavkaError, type ErrorName } from '../util/errors.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+import {
+  topicPartitionName,
+  type AppendResult,
+  type LogConfig,
+  type LogManager,
+  type TopicPartition,
+  type TimestampOffset,
+} from '../storage/index.js';
+import type { MetadataImage, TopicImage } from '../controller/index.js';
+import { PartitionState } from './partition-state.js';
+
+export type Acks = -1 | 0 | 1;
+
+export interface ReplicaManagerOptions {
+  nodeId: number;
+  logManager: LogManager;
+  /** Effective log config of a topic: its overrides over the broker defaults. */
+  logConfigFor: (topicConfigs: ReadonlyMap<string, string>) => LogConfig;
+  minInsyncReplicasFor: (topicConfigs: ReadonlyMap<string, string>) => number;
+  clock: Clock;
+  logger: Logger;
+}
+
+export interface FetchPartitionRequest {
+  topicPartition: TopicPartition;
+  fetchOffset: bigint;
+  maxBytes: number;
+}
+
+export interface FetchPartitionResult {
+  topicPartition: TopicPartition;
+  errorCode: ErrorName;
+  errorMessage: string;
+  highWatermark: bigint;
+  logStartOffset: bigint;
+  batches: Buffer;
+  nextFetchOffset: bigint;
+}
+
+export interface FetchOptions {
+  maxBytes: number;
+  minBytes: number;
+  maxWaitMs: number;
+  signal?: AbortSignal;
+}
+
+export const LIST_OFFSETS_EARLIEST = -2n;
+export const LIST_OFFSETS_LATEST = -1n;
+export const LIST_OFFSETS_MAX_TIMESTAMP = -3n;
+
+export class ReplicaManager {
+  private readonly partitions = new Map<string, PartitionState>();
+  private image: MetadataImage | undefined;
+  private applying: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: ReplicaManagerOptions) {}
+
+  /**
+   * Brings local partitions in line with a metadata image: opens logs for partitions this node
+   * replicates, deletes logs of removed topics, applies config changes. Images are applied in
+   * order, one at a time.
+   */
+  applyImage(image: MetadataImage): Promise<void> {
+    const next = this.applying.then(() => this.reconcile(image));
+    this.applying = next.catch((error) => this.options.logger.error({ err: error }, 'applying metadata image failed'));
+    return next;
+  }
+
+  partition(tp: TopicPartition): PartitionState | undefined {
+    return this.partitions.get(topicPartitionName(tp));
+  }
+
+  allPartitions(): PartitionState[] {
+    return [...this.partitions.values()];
+  }
+
+  /** The leader's partition state, or a KavkaError naming why this node cannot serve it. */
+  leaderPartitionOrThrow(tp: TopicPartition): PartitionState {
+    const topic = this.image?.topic(tp.topic);
+    const partitionImage = topic?.partitions[tp.partition];
+    if (topic === undefined || partitionImage === undefined) {
+      throw new KavkaError('UNKNOWN_TOPIC_OR_PARTITION', `${topicPartitionName(tp)} does not exist${topic === undefined ? '' : `; topic ${tp.topic} has partitions 0..${topic.partitions.length - 1}`}`);
+    }
+    const state = this.partitions.get(topicPartitionName(tp));
+    if (state === undefined || partitionImage.leader !== this.options.nodeId) {
+      throw new KavkaError('NOT_LEADER_OR_FOLLOWER', `${topicPartitionName(tp)} is led by node ${partitionImage.leader}, not by node ${this.options.nodeId}`, {
+        leaderHint: partitionImage.leader,
+      });
+    }
+    if (this.options.logManager.state.kind === 'offline') {
+      throw new KavkaError('KAFKA_STORAGE_ERROR', `the log dir of node ${this.options.nodeId} is offline: ${this.options.logManager.state.reason}`);
+    }
+    return state;
+  }
+
+  /** Appends batches as leader and waits as acks requires. */
+  async appendRecords(tp: TopicPartition, batches: Buffer, acks: Acks): Promise<AppendResult> {
+    const state = this.leaderPartitionOrThrow(tp);
+    if (acks === -1) {
+      const isrSize = state.image.isr.length;
+      if (isrSize < state.minInsyncReplicas) {
+        throw new KavkaError('NOT_ENOUGH_REPLICAS', `${topicPartitionName(tp)} has ${isrSize} in-sync replica(s); acks=all needs min.insync.replicas=${state.minInsyncReplicas}`);
+      }
+    }
+    // With one replica, the append resolving under the flush policy is what acks=1 and acks=all
+    // wait for: the high watermark is the durable log end.
+    return state.log.appendAsLeader(batches, state.image.leaderEpoch);
+  }
+
+  /**
+   * Reads from many partitions. Returns once minBytes are available, maxWaitMs has passed, a
+   * partition has an error, or the signal aborts. Per KIP-74 the first partition with data
+   * returns at least one whole batch even if it is larger than the byte limits.
+   */
+  async fetch(requests: FetchPartitionRequest[], options: FetchOptions): Promise<FetchPartitionResult[]> {
+    const deadline = this.options.clock.monotonicMs() + options.maxWaitMs;
+    for (;;) {
+      const results = await this.readOnce(requests, options.maxBytes);
+      const bytes = results.reduce((sum, r) => sum + r.batches.length, 0);
+      const hasError = results.some((r) => r.errorCode !== 'NONE');
+      const remainingMs = deadline - this.options.clock.monotonicMs();
+      if (bytes >= options.minBytes || hasError || remainingMs <= 0 || options.signal?.aborted) return results;
+      await this.waitForAppend(requests, remainingMs, options.signal);
+    }
+  }
+
+  /** Resolves on the next durable append to any of the partitions, after timeoutMs, or on abort. */
+  waitForAppend(requests: FetchPartitionRequest[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const cleanups: (() => void)[] = [];
+      const done = () => {
+        for (const cleanup of cleanups) cleanup();
+        resolve();
+      };
+      for (const request of requests) {
+        const state = this.partitions.get(topicPartitionName(request.topicPartition));
+        if (state !== undefined) cleanups.push(state.log.onAppend(done));
+      }
+      cleanups.push(this.options.clock.schedule(timeoutMs, done));
+      if (signal !== undefined) {
+        signal.addEventListener('abort', done, { once: true });
+        cleanups.push(() => signal.removeEventListener('abort', done));
+      }
+    });
+  }
+
+  async listOffset(tp: TopicPartition, timestamp: bigint): Promise<TimestampOffset & { leaderEpoch: number }> {
+    const state = this.leaderPartitionOrThrow(tp);
+    const leaderEpoch = state.image.leaderEpoch;
+    if (timestamp === LIST_OFFSETS_EARLIEST) return { offset: state.log.logStartOffset, timestamp: -1n, leaderEpoch };
+    if (timestamp === LIST_OFFSETS_LATEST) return { offset: state.highWatermark, timestamp: -1n, leaderEpoch };
+    let found: TimestampOffset | undefined;
+    if (timestamp === LIST_OFFSETS_MAX_TIMESTAMP) found = await state.log.maxTimestampOffset();
+    else if (timestamp >= 0n) found = await state.log.offsetForTimestamp(timestamp);
+    else throw new KavkaError('INVALID_REQUEST', `timestamp ${timestamp} is not valid; use -2 (earliest), -1 (latest), -3 (max timestamp) or milliseconds since the epoch`);
+    if (found === undefined || found.offset >= state.highWatermark) return { offset: -1n, timestamp: -1n, leaderEpoch };
+    return { ...found, leaderEpoch };
+  }
+
+  async close(): Promise<void> {
+    await this.applying;
+    this.partitions.clear();
+  }
+
+  private async readOnce(requests: FetchPartitionRequest[], maxBytes: number): Promise<FetchPartitionResult[]> {
+    const results: FetchPartitionResult[] = [];
+    let remaining = maxBytes;
+    let returnedAny = false;
+    for (const request of requests) {
+      const tp = request.topicPartition;
+      try {
+        const state = this.leaderPartitionOrThrow(tp);
+        const highWatermark = state.highWatermark;
+        const limit = Math.min(request.maxBytes, Math.max(0, remaining));
+        const read = await state.log.read(request.fetchOffset, limit, { maxOffset: highWatermark, minOneBatch: !returnedAny });
+        if (read.batches.length > 0) returnedAny = true;
+        remaining -= read.batches.length;
+        results.push({
+          topicPartition: tp,
+          errorCode: 'NONE',
+          errorMessage: '',
+          highWatermark,
+          logStartOffset: read.logStartOffset,
+          batches: read.batches,
+          nextFetchOffset: read.nextOffset,
+        });
+      } catch (error) {
+        const kavkaError = toKavkaError(error);
+        const state = this.partitions.get(topicPartitionName(tp));
+        results.push({
+          topicPartition: tp,
+          errorCode: kavkaError.code,
+          errorMessage: kavkaError.message,
+          highWatermark: state?.highWatermark ?? -1n,
+          logStartOffset: state?.log.logStartOffset ?? -1n,
+          batches: Buffer.alloc(0),
+          nextFetchOffset: request.fetchOffset,
+        });
+      }
+    }
+    return results;
+  }
+
+  private async reconcile(image: MetadataImage): Promise<void> {
+    const { nodeId, logManager, logger } = this.options;
+    if (this.image !== undefined && this.image.offset >= image.offset) return;
+    this.image = image;
+    for (const [key, state] of this.partitions) {
+      const topic = image.topic(state.topicPartition.topic);
+      if (topic === undefined || topic.partitions[state.topicPartition.partition] === undefined) {
+        this.partitions.delete(key);
+        await logManager.deleteLog(state.topicPartition);
+        logger.info({ topicPartition: key }, 'partition deleted');
+      }
+    }
+    for (const topic of image.topics.values()) {
+      for (const partitionImage of topic.partitions) {
+        if (!partitionImage.replicas.includes(nodeId)) continue;
+        await this.reconcilePartition(topic, partitionImage.partition);
+      }
+    }
+  }
+
+  private async reconcilePartition(topic: TopicImage, partition: number): Promise<void> {
+    const tp: TopicPartition = { topic: topic.name, partition };
+    const key = topicPartitionName(tp);
+    const partitionImage = topic.partitions[partition];
+    const config = this.options.logConfigFor(topic.configs);
+    const minInsync = this.options.minInsyncReplicasFor(topic.configs);
+    let state = this.partitions.get(key);
+    if (state === undefined) {
+      const log = this.options.logManager.getLog(tp) ?? (await this.options.logManager.createLog(tp, config));
+      state = new PartitionState(tp, log, partitionImage, minInsync);
+      this.partitions.set(key, state);
+      this.options.logger.info({ topicPartition: key, leader: partitionImage.leader, leaderEpoch: partitionImage.leaderEpoch }, 'partition opened');
+    } else {
+      state.image = partitionImage;
+      state.minInsyncReplicas = minInsync;
+      state.log.updateConfig(config);
+    }
+  }
+}

@@ -1,0 +1,83 @@
+// One grpc-js server per named listener (CLIENT, INTERNAL, ...), so each knows which listener a
+// request arrived on and Metadata can answer with that listener's endpoints. Every listener
+// serves kavka.v1.Kavka, grpc.health.v1.Health and server reflection (grpcurl needs no .proto).
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { ReflectionService } from '@grpc/reflection';
+import { loadKavkaGrpc, loadKavkaPackageDefinition } from '../proto/index.js';
+import type { Listener } from '../config/index.js';
+import type { ServerContext } from './context.js';
+import { KavkaService } from './kavka-service.js';
+import { tolerantDefinition } from './request-guard.js';
+
+/** Room for protobuf framing around the largest batch, so an oversized batch reaches the broker and gets MESSAGE_TOO_LARGE. */
+const RECEIVE_LIMIT_FLOOR_BYTES = 64 * 1024 * 1024;
+
+export interface BoundListener {
+  name: string;
+  host: string;
+  /** The bound port (the OS's choice when the config said 0). */
+  port: number;
+}
+
+export class GrpcServers {
+  private readonly servers: grpc.Server[] = [];
+  private readonly health = new HealthImplementation({ '': 'NOT_SERVING', 'kavka.v1.Kavka': 'NOT_SERVING' });
+  readonly bound: BoundListener[] = [];
+
+  constructor(private readonly context: ServerContext) {}
+
+  async listen(listeners: readonly Listener[]): Promise<BoundListener[]> {
+    const definition = loadKavkaPackageDefinition();
+    const kavka = loadKavkaGrpc(definition);
+    const reflection = new ReflectionService(definition);
+    const receiveLimit = Math.max(RECEIVE_LIMIT_FLOOR_BYTES, this.context.config.get('message.max.bytes') * 4);
+    const sendLimit = this.context.config.get('fetch.max.bytes') + 16 * 1024 * 1024;
+    for (const listener of listeners) {
+      const server = new grpc.Server({
+        'grpc.max_receive_message_length': receiveLimit,
+        'grpc.max_send_message_length': sendLimit,
+        'grpc.keepalive_permit_without_calls': 1,
+      });
+      const service = new KavkaService(this.context, listener.name);
+      server.addService(tolerantDefinition(kavka.kavka.v1.Kavka.service), service.handlers() as unknown as grpc.UntypedServiceImplementation);
+      this.health.addToServer(server);
+      reflection.addToServer(server);
+      const port = await new Promise<number>((resolve, reject) => {
+        server.bindAsync(`${listener.host}:${listener.port}`, grpc.ServerCredentials.createInsecure(), (error, boundPort) => {
+          if (error) reject(new Error(`cannot listen on ${listener.name}://${listener.host}:${listener.port}: ${error.message}`, { cause: error }));
+          else resolve(boundPort);
+        });
+      });
+      this.servers.push(server);
+      this.bound.push({ name: listener.name, host: listener.host, port });
+    }
+    return this.bound;
+  }
+
+  setServing(serving: boolean): void {
+    const status = serving ? 'SERVING' : 'NOT_SERVING';
+    this.health.setStatus('', status);
+    this.health.setStatus('kavka.v1.Kavka', status);
+  }
+
+  /** Stops accepting calls, lets running ones finish for up to graceMs, then cancels the rest. */
+  async close(graceMs: number): Promise<void> {
+    this.setServing(false);
+    await Promise.all(
+      this.servers.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => {
+              server.forceShutdown();
+              resolve();
+            }, graceMs);
+            server.tryShutdown(() => {
+              clearTimeout(timer);
+              resolve();
+            });
+          }),
+      ),
+    );
+  }
+}

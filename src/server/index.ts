@@ -1,0 +1,5 @@
+export { GrpcServers, type BoundListener } from './grpc-server.js';
+export { AdminHttpServer, type Readiness } from './admin-http.js';
+export { BrokerMetrics } from './metrics.js';
+export { topicDefaults } from './config-handler.js';
+export type { ServerContext } from './context.js';

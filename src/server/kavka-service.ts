@@ -1,0 +1,304 @@
+// gRPC adapters for kavka.v1.Kavka: decode the request, call the controller or the replica
+// manager, encode the reply. Business rules live below; what is here is request shape checks,
+// defaults and clamping, and the mapping of results to per-partition error codes.
+import type * as grpc from '@grpc/grpc-js';
+import { KavkaError, toKavkaError, type ErrorName } from '../util/errors.js';
+import { encodeRecordBatch, type RecordInput } from '../codec/index.js';
+import { validateTopicName, type CreateTopicRequest } from '../controller/index.js';
+import type { Acks } from '../replication/index.js';
+import type { KavkaHandlers } from '../gen/kavka/v1/Kavka.js';
+import type { MetadataRequest__Output } from '../gen/kavka/v1/MetadataRequest.js';
+import type { MetadataResponse } from '../gen/kavka/v1/MetadataResponse.js';
+import type { TopicMetadata } from '../gen/kavka/v1/TopicMetadata.js';
+import type { ProduceRequest__Output } from '../gen/kavka/v1/ProduceRequest.js';
+import type { ProduceResponse } from '../gen/kavka/v1/ProduceResponse.js';
+import type { PartitionProduceData__Output } from '../gen/kavka/v1/PartitionProduceData.js';
+import type { PartitionProduceResponse } from '../gen/kavka/v1/PartitionProduceResponse.js';
+import type { ListOffsetsRequest__Output } from '../gen/kavka/v1/ListOffsetsRequest.js';
+import type { ListOffsetsResponse } from '../gen/kavka/v1/ListOffsetsResponse.js';
+import type { CreatableTopic__Output } from '../gen/kavka/v1/CreatableTopic.js';
+import type { ReplicaAssignment__Output } from '../gen/kavka/v1/ReplicaAssignment.js';
+import type { ServerContext } from './context.js';
+import { answerError, checkDecoded, unary } from './request-guard.js';
+import { FetchHandler } from './fetch-handler.js';
+import { ConfigHandler } from './config-handler.js';
+
+/** Records per plain-`Record` produce, so one request cannot build an unbounded batch. */
+const MAX_PLAIN_RECORDS_PER_PARTITION = 100_000;
+/** Outstanding requests per ProduceStream before the server stops reading from it. */
+const PRODUCE_STREAM_IN_FLIGHT_MAX = 64;
+
+export function parseAcks(acks: number | undefined): Acks {
+  const value = acks ?? -1;
+  if (value !== -1 && value !== 0 && value !== 1) {
+    throw new KavkaError('INVALID_REQUIRED_ACKS', `acks=${value} is not valid; use -1 (all), 0 or 1`);
+  }
+  return value;
+}
+
+function assignmentsOf(list: ReplicaAssignment__Output[]): Map<number, number[]> {
+  const map = new Map<number, number[]>();
+  for (const a of list) {
+    if (map.has(a.partition)) throw new KavkaError('INVALID_REPLICA_ASSIGNMENT', `partition ${a.partition} is assigned twice`);
+    map.set(a.partition, a.brokerIds);
+  }
+  return map;
+}
+
+export class KavkaService {
+  private readonly fetchHandler: FetchHandler;
+  private readonly configHandler: ConfigHandler;
+
+  constructor(
+    private readonly context: ServerContext,
+    /** The listener this service instance answers on; Metadata gives endpoints of this listener. */
+    private readonly listenerName: string,
+  ) {
+    this.fetchHandler = new FetchHandler(context);
+    this.configHandler = new ConfigHandler(context);
+  }
+
+  handlers(): KavkaHandlers {
+    const logger = this.context.logger;
+    return {
+      Metadata: unary(logger, 'Metadata', (req: MetadataRequest__Output) => this.metadata(req)),
+      CreateTopics: unary(logger, 'CreateTopics', async (req) => ({ topics: await this.afterChange(this.createTopics(req.topics, req.validateOnly)) })),
+      DeleteTopics: unary(logger, 'DeleteTopics', async (req) => ({ topics: await this.afterChange(this.context.controller.deleteTopics(req.names)) })),
+      CreatePartitions: unary(logger, 'CreatePartitions', async (req) => ({
+        topics: await this.afterChange(
+          this.context.controller.createPartitions(
+            req.topics.map((t) => ({ name: t.name, count: t.count, assignments: assignmentsOf(t.assignments) })),
+            req.validateOnly,
+          ),
+        ),
+      })),
+      DescribeConfigs: unary(logger, 'DescribeConfigs', async (req) => this.configHandler.describe(req)),
+      AlterConfigs: unary(logger, 'AlterConfigs', async (req) => this.configHandler.alter(req)),
+      Produce: unary(logger, 'Produce', async (req: ProduceRequest__Output) => (await this.produce(req)).response),
+      ProduceStream: (call) => this.produceStream(call),
+      Fetch: unary(logger, 'Fetch', (req, call) => this.fetchHandler.fetchOnce(req, call)),
+      FetchStream: (call) => this.fetchHandler.fetchStream(call),
+      ListOffsets: unary(logger, 'ListOffsets', (req: ListOffsetsRequest__Output) => this.listOffsets(req)),
+    };
+  }
+
+  // ------------------------------------------------------------------ metadata
+
+  private async metadata(request: MetadataRequest__Output): Promise<MetadataResponse> {
+    const { controller, config } = this.context;
+    if (request.allowAutoTopicCreation) await this.autoCreate(request.topics);
+    const image = controller.image;
+    const names = request.topics.length === 0 ? [...image.topics.keys()].sort() : request.topics;
+    const topics: TopicMetadata[] = names.map((name) => {
+      const topic = image.topic(name);
+      if (topic === undefined) {
+        const invalid = invalidTopicNameError(name);
+        return {
+          errorCode: invalid?.code ?? 'UNKNOWN_TOPIC_OR_PARTITION',
+          errorMessage: invalid?.message ?? `topic ${name} does not exist`,
+          name,
+          partitions: [],
+        };
+      }
+      return {
+        errorCode: 'NONE',
+        name,
+        isInternal: name.startsWith('__'),
+        partitions: topic.partitions.map((p) => ({
+          errorCode: p.leader === -1 ? 'LEADER_NOT_AVAILABLE' : 'NONE',
+          partition: p.partition,
+          leaderId: p.leader,
+          leaderEpoch: p.leaderEpoch,
+          replicas: [...p.replicas],
+          isr: [...p.isr],
+          offlineReplicas: [],
+        })),
+      };
+    });
+    const brokers = [...image.brokers.values()].map((b) => {
+      const endpoint = b.endpoints.get(this.listenerName) ?? b.endpoints.get('CLIENT');
+      return { nodeId: b.nodeId, host: endpoint?.host ?? '', port: endpoint?.port ?? 0, rack: b.rack ?? '' };
+    });
+    return { clusterId: config.clusterId, controllerId: controller.controllerId, nodeId: this.context.nodeId, brokers, topics };
+  }
+
+  /** Waits until local partitions reflect the change, so the caller can use them at once. */
+  private async afterChange<R>(change: Promise<R>): Promise<R> {
+    const result = await change;
+    await this.context.replicaManager.applyImage(this.context.controller.image);
+    return result;
+  }
+
+  private async createTopics(topics: CreatableTopic__Output[], validateOnly: boolean) {
+    const requests: CreateTopicRequest[] = topics.map((t) => ({
+      name: t.name,
+      numPartitions: t._numPartitions === undefined ? undefined : t.numPartitions,
+      replicationFactor: t._replicationFactor === undefined ? undefined : t.replicationFactor,
+      configs: t.configs,
+      assignments: assignmentsOf(t.assignments),
+    }));
+    return this.context.controller.createTopics(requests, validateOnly);
+  }
+
+  // ------------------------------------------------------------------ produce
+
+  /**
+   * Starts every partition's append (in request order, so a stream's appends to one partition
+   * keep their order) and returns once all are enqueued: `response` resolves when acks are met.
+   */
+  private async produce(request: ProduceRequest__Output): Promise<{ response: Promise<ProduceResponse> }> {
+    const acks = parseAcks(request._acks === undefined ? undefined : request.acks);
+    if (request.topics.length === 0 || request.topics.every((t) => t.partitions.length === 0)) {
+      throw new KavkaError('INVALID_REQUEST', 'the produce request names no topic partitions; send at least one partition with records');
+    }
+    await this.autoCreate(request.topics.map((t) => t.name));
+    const topicResults = request.topics.map((topic) => ({
+      name: topic.name,
+      partitions: topic.partitions.map((data) => this.produceToPartition(topic.name, data, acks)),
+    }));
+    const response = (async (): Promise<ProduceResponse> => ({
+      correlationId: request.correlationId,
+      topics: await Promise.all(topicResults.map(async (t) => ({ name: t.name, partitions: await Promise.all(t.partitions) }))),
+    }))();
+    return { response };
+  }
+
+  private produceToPartition(topic: string, data: PartitionProduceData__Output, acks: Acks): Promise<PartitionProduceResponse> {
+    const { replicaManager, metrics, clock, logger } = this.context;
+    const failed = (error: unknown): PartitionProduceResponse => {
+      const e = toKavkaError(error);
+      metrics.errors.inc({ method: 'Produce', code: e.code });
+      if (e.code === 'UNKNOWN_SERVER_ERROR') logger.error({ err: error, topicPartition: `${topic}-${data.partition}` }, 'produce failed unexpectedly');
+      return { partition: data.partition, errorCode: e.code, errorMessage: e.message, baseOffset: '-1', lastOffset: '-1', logAppendTime: '-1', logStartOffset: '-1' };
+    };
+    let append: Promise<PartitionProduceResponse>;
+    try {
+      const batches = batchesOf(data, BigInt(clock.nowMs()));
+      metrics.produceRequests.inc({ topic });
+      append = replicaManager.appendRecords({ topic, partition: data.partition }, batches, acks).then((result) => {
+        metrics.produceRecords.inc({ topic }, result.recordCount);
+        metrics.produceBytes.inc({ topic }, result.sizeBytes);
+        return {
+          partition: data.partition,
+          errorCode: 'NONE' as ErrorName,
+          errorMessage: '',
+          baseOffset: result.baseOffset.toString(),
+          lastOffset: result.lastOffset.toString(),
+          logAppendTime: result.logAppendTimeMs.toString(),
+          logStartOffset: result.logStartOffset.toString(),
+        };
+      }, failed);
+    } catch (error) {
+      return Promise.resolve(failed(error));
+    }
+    if (acks === 0) {
+      // The client asked for no acknowledgement: answer now; the append goes on and logs failures.
+      void append;
+      return Promise.resolve({ partition: data.partition, errorCode: 'NONE', errorMessage: '', baseOffset: '-1', lastOffset: '-1', logAppendTime: '-1', logStartOffset: '-1' });
+    }
+    return append;
+  }
+
+  private async autoCreate(names: string[]): Promise<void> {
+    const { controller, config } = this.context;
+    if (!config.get('auto.create.topics.enable')) return;
+    const missing = [...new Set(names)].filter((name) => controller.image.topic(name) === undefined && isValidTopicName(name));
+    if (missing.length === 0) return;
+    await this.afterChange(controller.createTopics(missing.map((name) => ({ name, configs: {}, assignments: new Map() })), false));
+  }
+
+  private produceStream(call: grpc.ServerDuplexStream<ProduceRequest__Output, ProduceResponse>): void {
+    const { logger } = this.context;
+    // `started` orders the start of each request's appends; `written` orders the responses.
+    let started: Promise<unknown> = Promise.resolve();
+    let written: Promise<unknown> = Promise.resolve();
+    let inFlight = 0;
+    let ended = false;
+    const finishIfDone = () => {
+      if (ended && inFlight === 0) call.end();
+    };
+    call.on('data', (request: ProduceRequest__Output) => {
+      inFlight += 1;
+      if (inFlight >= PRODUCE_STREAM_IN_FLIGHT_MAX) call.pause();
+      const start = started.then(() => {
+        checkDecoded(request);
+        return this.produce(request);
+      });
+      started = start.catch(() => undefined);
+      const response = start.then(({ response }) => response);
+      written = Promise.all([written, response.catch(() => undefined)]).then(async () => {
+        try {
+          if (!call.cancelled) call.write(await response);
+        } catch (error) {
+          // A request-level failure on a stream fails the stream: the client retries its in-flight requests.
+          call.destroy(answerError(error, logger, 'ProduceStream') as unknown as Error);
+        } finally {
+          inFlight -= 1;
+          if (inFlight < PRODUCE_STREAM_IN_FLIGHT_MAX && call.isPaused()) call.resume();
+          finishIfDone();
+        }
+      });
+    });
+    call.on('end', () => {
+      ended = true;
+      finishIfDone();
+    });
+    call.on('error', (error) => logger.debug({ err: error }, 'produce stream closed by the client'));
+  }
+
+  // ------------------------------------------------------------------ offsets
+
+  private async listOffsets(request: ListOffsetsRequest__Output): Promise<ListOffsetsResponse> {
+    const { replicaManager } = this.context;
+    return {
+      topics: await Promise.all(
+        request.topics.map(async (topic) => ({
+          name: topic.name,
+          partitions: await Promise.all(
+            topic.partitions.map(async (p) => {
+              try {
+                const found = await replicaManager.listOffset({ topic: topic.name, partition: p.partition }, BigInt(p.timestamp));
+                return { partition: p.partition, errorCode: 'NONE' as ErrorName, errorMessage: '', offset: found.offset.toString(), timestamp: found.timestamp.toString(), leaderEpoch: found.leaderEpoch };
+              } catch (error) {
+                const e = toKavkaError(error);
+                return { partition: p.partition, errorCode: e.code, errorMessage: e.message, offset: '-1', timestamp: '-1', leaderEpoch: -1 };
+              }
+            }),
+          ),
+        })),
+      ),
+    };
+  }
+}
+
+function invalidTopicNameError(name: string): KavkaError | undefined {
+  try {
+    validateTopicName(name);
+    return undefined;
+  } catch (error) {
+    return toKavkaError(error);
+  }
+}
+
+function isValidTopicName(name: string): boolean {
+  return invalidTopicNameError(name) === undefined;
+}
+
+/** The partition's batches: pre-encoded bytes as sent, or plain records encoded as one batch. */
+export function batchesOf(data: PartitionProduceData__Output, nowMs: bigint): Buffer {
+  const hasBatches = data.batches.length > 0;
+  const hasRecords = data.records.length > 0;
+  if (hasBatches && hasRecords) throw new KavkaError('INVALID_REQUEST', 'send either batches or records for a partition, not both');
+  if (hasBatches) return data.batches;
+  if (!hasRecords) throw new KavkaError('INVALID_RECORD', `partition ${data.partition} has no records; send at least one`);
+  if (data.records.length > MAX_PLAIN_RECORDS_PER_PARTITION) {
+    throw new KavkaError('RECORD_LIST_TOO_LARGE', `partition ${data.partition} has ${data.records.length} records; send at most ${MAX_PLAIN_RECORDS_PER_PARTITION} per request`);
+  }
+  const records: RecordInput[] = data.records.map((r) => ({
+    key: r._key === undefined ? null : (r.key ?? null),
+    value: r._value === undefined ? null : (r.value ?? null),
+    headers: r.headers.map((h) => ({ key: h.key, value: h._value === undefined ? null : (h.value ?? null) })),
+    timestamp: r._timestamp === undefined ? nowMs : BigInt(r.timestamp ?? nowMs),
+  }));
+  return encodeRecordBatch({ records });
+}

@@ -1,0 +1,53 @@
+// Prometheus metrics of one node, in a registry of its own (no global state: tests run many
+// nodes in one process). Per-partition gauges are read from the logs at scrape time.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ReplicaManager } from '../replication/index.js';
+
+export class BrokerMetrics {
+  readonly registry = new Registry();
+  readonly produceRequests: Counter<'topic'>;
+  readonly produceRecords: Counter<'topic'>;
+  readonly produceBytes: Counter<'topic'>;
+  readonly fetchRequests: Counter<'topic'>;
+  readonly fetchBytes: Counter<'topic'>;
+  readonly errors: Counter<'method' | 'code'>;
+
+  constructor(nodeId: number, replicaManager: () => ReplicaManager | undefined, logDirOffline: () => boolean) {
+    this.registry.setDefaultLabels({ node_id: String(nodeId) });
+    const registers = [this.registry];
+    this.produceRequests = new Counter({ name: 'kavka_produce_requests_total', help: 'Produce requests per topic (one per topic per request).', labelNames: ['topic'], registers });
+    this.produceRecords = new Counter({ name: 'kavka_produce_records_total', help: 'Records appended per topic.', labelNames: ['topic'], registers });
+    this.produceBytes = new Counter({ name: 'kavka_produce_bytes_total', help: 'Batch bytes appended per topic.', labelNames: ['topic'], registers });
+    this.fetchRequests = new Counter({ name: 'kavka_fetch_requests_total', help: 'Fetch requests per topic.', labelNames: ['topic'], registers });
+    this.fetchBytes = new Counter({ name: 'kavka_fetch_bytes_total', help: 'Batch bytes returned by fetches per topic.', labelNames: ['topic'], registers });
+    this.errors = new Counter({ name: 'kavka_request_errors_total', help: 'Errors answered, by method and Kafka error name.', labelNames: ['method', 'code'], registers });
+
+    const perPartition = (name: string, help: string, read: (p: ReturnType<ReplicaManager['allPartitions']>[number]) => bigint | number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['topic', 'partition'],
+        registers,
+        collect() {
+          this.reset();
+          for (const p of replicaManager()?.allPartitions() ?? []) {
+            this.set({ topic: p.topicPartition.topic, partition: String(p.topicPartition.partition) }, Number(read(p)));
+          }
+        },
+      });
+    perPartition('kavka_partition_log_end_offset', 'Next offset to be assigned.', (p) => p.log.logEndOffset);
+    perPartition('kavka_partition_log_start_offset', 'First offset still readable.', (p) => p.log.logStartOffset);
+    perPartition('kavka_partition_high_watermark', 'Offsets below this are visible to consumers.', (p) => p.highWatermark);
+    perPartition('kavka_partition_size_bytes', 'Bytes of segment files.', (p) => p.log.sizeBytes);
+    perPartition('kavka_partition_segments', 'Segment count.', (p) => p.log.segmentCount);
+    new Gauge({
+      name: 'kavka_log_dir_offline',
+      help: '1 when the log dir went offline after a write or fsync error.',
+      registers,
+      collect() {
+        this.set(logDirOffline() ? 1 : 0);
+      },
+    });
+    collectDefaultMetrics({ register: this.registry, prefix: 'kavka_process_' });
+  }
+}
