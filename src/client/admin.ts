@@ -1,0 +1,299 @@
+// The kafkajs-shaped admin client: topics, partitions, configs, offsets and cluster description.
+// Cluster-wide requests go to the controller when known (any broker forwards otherwise); each
+// is retried on retriable errors after a metadata refresh.
+import { ERROR_CODES, KavkaError, type ErrorName } from '../util/errors.js';
+import type { Cluster, MetadataSnapshot, TopicInfo } from './cluster.js';
+import { errorNameOf } from './cluster.js';
+import { listOffsets, listOffsetsDetailed, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP } from './offsets.js';
+import { withRetry } from './retry.js';
+import type { ConnectionPool, KavkaRpc } from './rpc.js';
+import type { CreatableTopic } from '../gen/kavka/v1/CreatableTopic.js';
+import type {
+  AlterConfigResource,
+  ClientLogger,
+  ClusterDescription,
+  ConfigResourceType,
+  DescribeConfigResource,
+  DescribeConfigResponse,
+  ITopicConfig,
+  PartitionOffsets,
+  RetryOptions,
+  TopicMetadata,
+} from './types.js';
+import { ConfigResourceTypes } from './types.js';
+
+export interface AdminDependencies {
+  cluster: Cluster;
+  rpc: KavkaRpc;
+  pool: ConnectionPool;
+  random: () => number;
+  sleep: (ms: number) => Promise<void>;
+  retry: RetryOptions;
+  logger: ClientLogger | undefined;
+}
+
+const RESOURCE_TYPE_NAMES: Record<ConfigResourceType, 'TOPIC' | 'BROKER'> = { 2: 'TOPIC', 4: 'BROKER' };
+
+function resourceTypeNumber(name: string): ConfigResourceType {
+  return name === 'BROKER' ? ConfigResourceTypes.BROKER : ConfigResourceTypes.TOPIC;
+}
+
+/**
+ * A per-resource error of an admin answer. An unknown topic is final here (the request named
+ * it), while in the producer and consumer it is retriable (metadata may lag a creation).
+ */
+function resultError(code: ErrorName, what: string, message: string): KavkaError {
+  const options = code === 'UNKNOWN_TOPIC_OR_PARTITION' ? { retriable: false } : {};
+  return new KavkaError(code, `${what}: ${message || code}`, options);
+}
+
+function toPartitionMetadata(topic: TopicInfo): TopicMetadata {
+  return {
+    name: topic.name,
+    isInternal: topic.isInternal,
+    partitions: topic.partitions.map((p) => ({
+      partitionErrorCode: ERROR_CODES[p.errorCode],
+      partitionId: p.partition,
+      leader: p.leader,
+      leaderEpoch: p.leaderEpoch,
+      replicas: p.replicas,
+      isr: p.isr,
+      offlineReplicas: p.offlineReplicas,
+    })),
+  };
+}
+
+export class Admin {
+  constructor(private readonly deps: AdminDependencies) {}
+
+  async connect(): Promise<void> {
+    await this.deps.cluster.connect();
+  }
+
+  async disconnect(): Promise<void> {
+    this.deps.pool.close();
+  }
+
+  private retrying<T>(operation: () => Promise<T>): Promise<T> {
+    return withRetry(operation, {
+      options: this.deps.retry,
+      random: this.deps.random,
+      sleep: this.deps.sleep,
+      beforeRetry: () => this.deps.cluster.refresh([]),
+    });
+  }
+
+  /**
+   * Creates topics. Resolves true when all were created, false when one already existed (as
+   * kafkajs); any other per-topic error is thrown. With waitForLeaders (the default) it waits
+   * until every new partition has a leader.
+   */
+  async createTopics(options: { topics: ITopicConfig[]; validateOnly?: boolean; waitForLeaders?: boolean; timeoutMs?: number }): Promise<boolean> {
+    const topics: CreatableTopic[] = options.topics.map((t) => {
+      const configs: Record<string, string> = {};
+      for (const entry of t.configEntries ?? []) configs[entry.name] = entry.value;
+      const creatable: CreatableTopic = {
+        name: t.topic,
+        configs,
+        assignments: (t.replicaAssignment ?? []).map((a) => ({ partition: a.partition, brokerIds: a.replicas })),
+      };
+      if (t.numPartitions !== undefined && t.numPartitions !== -1) creatable.numPartitions = t.numPartitions;
+      if (t.replicationFactor !== undefined && t.replicationFactor !== -1) creatable.replicationFactor = t.replicationFactor;
+      return creatable;
+    });
+    const allCreated = await this.retrying(async () => {
+      const response = await this.deps.rpc.createTopics(await this.deps.cluster.anyBrokerAddress(), { topics, validateOnly: options.validateOnly ?? false }, options.timeoutMs);
+      let created = true;
+      for (const result of response.topics) {
+        const code = errorNameOf(result.errorCode);
+        if (code === 'TOPIC_ALREADY_EXISTS') created = false;
+        else if (code !== 'NONE') throw resultError(code, `create topic ${result.name}`, result.errorMessage);
+      }
+      return created;
+    });
+    if (!options.validateOnly && (options.waitForLeaders ?? true)) await this.waitForLeaders(topics.map((t) => t.name as string), options.timeoutMs ?? 30_000);
+    return allCreated;
+  }
+
+  private async waitForLeaders(names: string[], timeoutMs: number): Promise<void> {
+    const deadlineAttempts = Math.max(1, Math.ceil(timeoutMs / 50));
+    for (let attempt = 0; attempt < deadlineAttempts; attempt++) {
+      const snapshot = await this.deps.cluster.fetchMetadata(names, false);
+      const ready = names.every((name) => {
+        const topic = snapshot.topics.find((t) => t.name === name);
+        return topic !== undefined && topic.errorCode === 'NONE' && topic.partitions.length > 0 && topic.partitions.every((p) => p.leader >= 0);
+      });
+      if (ready) return;
+      await this.deps.sleep(50);
+    }
+    throw new KavkaError('LEADER_NOT_AVAILABLE', `topics ${names.join(', ')} have partitions without a leader after ${timeoutMs} ms`);
+  }
+
+  async deleteTopics(options: { topics: string[]; timeoutMs?: number }): Promise<void> {
+    await this.retrying(async () => {
+      const response = await this.deps.rpc.deleteTopics(await this.deps.cluster.anyBrokerAddress(), { names: options.topics }, options.timeoutMs);
+      for (const result of response.topics) {
+        const code = errorNameOf(result.errorCode);
+        if (code !== 'NONE') throw resultError(code, `delete topic ${result.name}`, result.errorMessage);
+        this.deps.cluster.forget(result.name);
+      }
+    });
+  }
+
+  async createPartitions(options: { topicPartitions: { topic: string; count: number; assignments?: number[][] }[]; validateOnly?: boolean; timeoutMs?: number }): Promise<boolean> {
+    const topics = options.topicPartitions.map((tp) => ({
+      name: tp.topic,
+      count: tp.count,
+      assignments: (tp.assignments ?? []).map((brokerIds, i) => ({ partition: i, brokerIds })),
+    }));
+    await this.retrying(async () => {
+      const response = await this.deps.rpc.createPartitions(await this.deps.cluster.anyBrokerAddress(), { topics, validateOnly: options.validateOnly ?? false }, options.timeoutMs);
+      for (const result of response.topics) {
+        const code = errorNameOf(result.errorCode);
+        if (code !== 'NONE') throw resultError(code, `create partitions for ${result.name}`, result.errorMessage);
+      }
+    });
+    return true;
+  }
+
+  /** Fresh metadata of one topic; an unknown topic fails at once (not retried). */
+  private async topicOrThrow(name: string): Promise<TopicInfo> {
+    const snapshot = await this.deps.cluster.fetchMetadata([name], false);
+    const topic = snapshot.topics.find((t) => t.name === name);
+    if (topic === undefined) throw resultError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${name}`, 'not in the metadata');
+    if (topic.errorCode !== 'NONE') throw resultError(topic.errorCode, `topic ${name}`, topic.errorMessage);
+    return topic;
+  }
+
+  async listTopics(): Promise<string[]> {
+    const snapshot = await this.retrying(() => this.deps.cluster.fetchMetadata([], true));
+    return snapshot.topics.map((t) => t.name);
+  }
+
+  /** Metadata of the given topics (every topic when omitted). Unknown topics throw. */
+  async fetchTopicMetadata(options: { topics?: string[] } = {}): Promise<{ topics: TopicMetadata[] }> {
+    const snapshot = await this.fetchMetadataSnapshot(options.topics);
+    for (const topic of snapshot.topics) {
+      if (topic.errorCode !== 'NONE') throw resultError(topic.errorCode, `topic ${topic.name}`, topic.errorMessage);
+    }
+    return { topics: snapshot.topics.map(toPartitionMetadata) };
+  }
+
+  /** The raw metadata answer (brokers, controller, topics with errors), for tools such as kcat -L. */
+  fetchMetadataSnapshot(topics?: string[]): Promise<MetadataSnapshot> {
+    const all = topics === undefined || topics.length === 0;
+    return this.retrying(() => this.deps.cluster.fetchMetadata(all ? [] : topics, all));
+  }
+
+  async describeCluster(): Promise<ClusterDescription> {
+    const snapshot = await this.retrying(() => this.deps.cluster.fetchMetadata([], false));
+    return {
+      clusterId: snapshot.clusterId,
+      controller: snapshot.controllerId,
+      answeringNodeId: snapshot.answeringNodeId,
+      brokers: snapshot.brokers.map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port, rack: b.rack })),
+    };
+  }
+
+  /** Per partition: the high watermark (as `offset` and `high`) and the log start (`low`). */
+  async fetchTopicOffsets(topic: string): Promise<PartitionOffsets[]> {
+    return this.retrying(async () => {
+      const info = await this.topicOrThrow(topic);
+      const partitions = info.partitions.map((p) => p.partition);
+      const [low, high] = await Promise.all([
+        listOffsets(this.deps.cluster, this.deps.rpc, partitions.map((partition) => ({ topic, partition, timestamp: EARLIEST_TIMESTAMP }))),
+        listOffsets(this.deps.cluster, this.deps.rpc, partitions.map((partition) => ({ topic, partition, timestamp: LATEST_TIMESTAMP }))),
+      ]);
+      return partitions.map((partition) => {
+        const key = `${topic}\u0000${partition}`;
+        const highOffset = (high.get(key)?.offset ?? -1n).toString();
+        return { partition, offset: highOffset, high: highOffset, low: (low.get(key)?.offset ?? -1n).toString() };
+      });
+    });
+  }
+
+  /**
+   * Per partition, the first offset whose record timestamp is >= `timestamp`; the high
+   * watermark where there is none (as kafkajs). Without a timestamp: the high watermark.
+   */
+  async fetchTopicOffsetsByTimestamp(topic: string, timestamp?: number): Promise<{ partition: number; offset: string }[]> {
+    return this.retrying(async () => {
+      const info = await this.topicOrThrow(topic);
+      const partitions = info.partitions.map((p) => p.partition);
+      const query = timestamp === undefined ? LATEST_TIMESTAMP : BigInt(timestamp);
+      const found = await listOffsets(this.deps.cluster, this.deps.rpc, partitions.map((partition) => ({ topic, partition, timestamp: query })));
+      const missing = partitions.filter((partition) => (found.get(`${topic}\u0000${partition}`)?.offset ?? -1n) < 0n);
+      const ends = missing.length > 0 ? await listOffsets(this.deps.cluster, this.deps.rpc, missing.map((partition) => ({ topic, partition, timestamp: LATEST_TIMESTAMP }))) : new Map();
+      return partitions.map((partition) => {
+        const key = `${topic}\u0000${partition}`;
+        const offset = found.get(key)?.offset ?? -1n;
+        return { partition, offset: (offset >= 0n ? offset : (ends.get(key)?.offset ?? -1n)).toString() };
+      });
+    });
+  }
+
+  /**
+   * The raw answer of ListOffsets for topic:partition:timestamp triples (kcat -Q): offset -1
+   * where no record is that new; a partition's error is returned beside it, not thrown.
+   */
+  async queryOffsets(queries: { topic: string; partition: number; timestamp: bigint }[]): Promise<{ topic: string; partition: number; offset: string; timestamp: string; error?: KavkaError }[]> {
+    const outcomes = await this.retrying(() => listOffsetsDetailed(this.deps.cluster, this.deps.rpc, queries));
+    return queries.map((q) => {
+      const outcome = outcomes.get(`${q.topic}\u0000${q.partition}`);
+      if (outcome === undefined || 'error' in outcome) return { topic: q.topic, partition: q.partition, offset: '-1', timestamp: '-1', error: outcome?.error };
+      return { topic: q.topic, partition: q.partition, offset: outcome.offset.toString(), timestamp: outcome.timestamp.toString() };
+    });
+  }
+
+  async describeConfigs(options: { resources: DescribeConfigResource[]; includeSynonyms?: boolean }): Promise<DescribeConfigResponse> {
+    const request = { resources: options.resources.map((r) => ({ type: RESOURCE_TYPE_NAMES[r.type], name: r.name, keys: r.configNames ?? [] })) };
+    const response = await this.retrying(async () => {
+      const answer = await this.deps.rpc.describeConfigs(await this.deps.cluster.anyBrokerAddress(), request);
+      for (const result of answer.results) {
+        const code = errorNameOf(result.errorCode);
+        if (code !== 'NONE') throw resultError(code, `describe configs of ${result.name}`, result.errorMessage);
+      }
+      return answer;
+    });
+    const resources = response.results.map((result) => {
+      return {
+        errorCode: 0,
+        errorMessage: result.errorMessage,
+        resourceName: result.name,
+        resourceType: resourceTypeNumber(result.type),
+        configEntries: result.entries.map((e) => ({
+          configName: e.name,
+          configValue: e.value ?? null,
+          readOnly: e.readOnly,
+          isDefault: e.isDefault,
+          configSource: e.source,
+          isSensitive: e.isSensitive,
+        })),
+      };
+    });
+    return { resources, throttleTime: 0 };
+  }
+
+  /** Incremental: each entry SETs its value, or DELETEs the key (reverting to the default). */
+  async alterConfigs(options: { resources: AlterConfigResource[]; validateOnly?: boolean }): Promise<void> {
+    const request = {
+      validateOnly: options.validateOnly ?? false,
+      resources: options.resources.map((r) => ({
+        type: RESOURCE_TYPE_NAMES[r.type],
+        name: r.name,
+        configs: r.configEntries.map((e) => {
+          const op = e.operation ?? (e.value === undefined ? 'DELETE' : 'SET');
+          if (op === 'SET' && e.value === undefined) throw new KavkaError('INVALID_CONFIG', `config ${e.name} of ${r.name}: SET needs a value`, { retriable: false });
+          return op === 'SET' ? { name: e.name, op, value: e.value } : { name: e.name, op };
+        }),
+      })),
+    };
+    await this.retrying(async () => {
+      const response = await this.deps.rpc.alterConfigs(await this.deps.cluster.anyBrokerAddress(), request);
+      for (const result of response.results) {
+        const code = errorNameOf(result.errorCode);
+        if (code !== 'NONE') throw resultError(code, `alter configs of ${result.name}`, result.errorMessage);
+      }
+    });
+  }
+}
