@@ -1,0 +1,72 @@
+// Checks a producer's batches before the leader appends them (Kafka's LogValidator, without any
+// per-record work): framing and magic, size against max.message.bytes (and segment.bytes), the
+// CRC-32C, a record count that matches the offset range, a compression codec storage can read.
+// Then stamps what the leader owns in place: base offset, partition leader epoch, and for
+// LogAppendTime topics the timestamp type and max timestamp (which the CRC covers, so the CRC is
+// recomputed). Records are never re-encoded.
+import {
+  computeBatchCrc,
+  isBatchCrcValid,
+  isControl,
+  scanBatches,
+  setBaseOffset,
+  setPartitionLeaderEpoch,
+} from '../codec/record-batch.js';
+import { KavkaError } from '../util/errors.js';
+import type { LogConfig } from './api.js';
+import { INT32_MAX } from './log-config.js';
+import type { BatchLocation } from './segment.js';
+
+const COMPRESSION_MASK = 0x07;
+const TIMESTAMP_TYPE_BIT = 0x08;
+const ATTRIBUTES_POSITION = 21;
+const MAX_TIMESTAMP_POSITION = 35;
+const CRC_POSITION = 17;
+/** Compression codecs whose records storage can decode (offsetForTimestamp): none and gzip. */
+const READABLE_COMPRESSION = new Set([0, 1]);
+const KNOWN_COMPRESSION_LIMIT = 4;
+
+/** Returns the batches of a valid produce payload; throws the KavkaError a producer should see. */
+export function validateBatchesForAppend(batches: Buffer, config: LogConfig): BatchLocation[] {
+  if (batches.length === 0) throw new KavkaError('INVALID_RECORD', 'the append holds no record batch');
+  if (batches.length > INT32_MAX) throw new KavkaError('RECORD_LIST_TOO_LARGE', `an append of ${batches.length} bytes does not fit a segment`);
+  const scan = scanBatches(batches, { verifyCrc: false });
+  if (scan.stop.kind !== 'end') {
+    throw new KavkaError('CORRUPT_MESSAGE', `the batch at byte ${scan.stop.position} of the append is not a whole RecordBatch v2: ${scan.stop.reason}`);
+  }
+  for (const batch of scan.batches) {
+    const { header } = batch;
+    const where = `the batch at byte ${batch.position} of the append`;
+    if (batch.size > config.maxMessageBytes) {
+      throw new KavkaError('MESSAGE_TOO_LARGE', `${where} has ${batch.size} bytes, more than max.message.bytes=${config.maxMessageBytes}`);
+    }
+    if (batch.size > config.segmentBytes) {
+      throw new KavkaError('RECORD_LIST_TOO_LARGE', `${where} has ${batch.size} bytes, more than segment.bytes=${config.segmentBytes}`);
+    }
+    if (!isBatchCrcValid(batches.subarray(batch.position, batch.position + batch.size))) {
+      throw new KavkaError('CORRUPT_MESSAGE', `${where} fails its CRC-32C check`);
+    }
+    if (header.recordsCount < 1 || header.lastOffsetDelta !== header.recordsCount - 1) {
+      throw new KavkaError('INVALID_RECORD', `${where} has ${header.recordsCount} records but last offset delta ${header.lastOffsetDelta}; a producer's batch holds consecutive offset deltas from 0`);
+    }
+    if (isControl(header.attributes)) throw new KavkaError('INVALID_RECORD', `${where} is a control batch; only the broker writes those`);
+    const compression = header.attributes & COMPRESSION_MASK;
+    if (compression > KNOWN_COMPRESSION_LIMIT) throw new KavkaError('CORRUPT_MESSAGE', `${where} has unknown compression bits ${compression}`);
+    if (!READABLE_COMPRESSION.has(compression)) throw new KavkaError('UNSUPPORTED_COMPRESSION_TYPE', `${where} uses compression codec ${compression}; this broker accepts none (0) and gzip (1)`);
+  }
+  return scan.batches;
+}
+
+/** Stamps the leader's base offset and epoch into one batch (bytes outside the CRC). */
+export function stampLeaderFields(batch: Buffer, baseOffset: bigint, leaderEpoch: number): void {
+  setBaseOffset(batch, baseOffset);
+  setPartitionLeaderEpoch(batch, leaderEpoch);
+}
+
+/** Marks one batch as LogAppendTime with max timestamp `appendTimeMs`, and recomputes its CRC. */
+export function stampLogAppendTime(batch: Buffer, appendTimeMs: bigint): void {
+  const attributes = batch.readInt16BE(ATTRIBUTES_POSITION);
+  batch.writeInt16BE(attributes | TIMESTAMP_TYPE_BIT, ATTRIBUTES_POSITION);
+  batch.writeBigInt64BE(appendTimeMs, MAX_TIMESTAMP_POSITION);
+  batch.writeUInt32BE(computeBatchCrc(batch), CRC_POSITION);
+}

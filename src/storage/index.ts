@@ -1,0 +1,25 @@
+// The storage layer: partition logs of RecordBatch v2 bytes in segment files, their recovery,
+// retention and durability, and the log dir that holds them (DESIGN.md section 2).
+export {
+  topicPartitionName,
+  type AppendResult,
+  type FlushPolicy,
+  type LogConfig,
+  type LogDirState,
+  type LogManager,
+  type LogManagerOptions,
+  type MessageTimestampType,
+  type PartitionLog,
+  type ReadOptions,
+  type ReadResult,
+  type TimestampOffset,
+  type TopicPartition,
+} from './api.js';
+export { DEFAULT_LOG_CONFIG, validateLogConfig } from './log-config.js';
+export { openLogManager } from './log-manager.js';
+export { openPartitionLog, type FilePartitionLog, type PartitionLogOptions } from './partition-log.js';
+export type { LogRecoveryReport } from './log-loader.js';
+export { LogDirHealth } from './log-dir-health.js';
+export { parsePartitionDirectoryName, isValidTopicName } from './partition-directory.js';
+export { nodeStorageFs, type FileStat, type OpenMode, type StorageFile, type StorageFs } from './storage-fs.js';
+export { FaultInjectingFs, type FaultInjectingFsOptions, type FsCall, type FsHold, type FsOperation, type PathMatcher } from './fault-injecting-fs.js';

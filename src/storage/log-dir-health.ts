@@ -1,0 +1,69 @@
+// Whether a log dir may still be used. A write, fsync or other I/O error from any log in the dir
+// takes the whole dir offline (DESIGN.md section 2), once: listeners hear the first reason, every
+// later append and read fails with KAFKA_STORAGE_ERROR, and nothing is retried. The dir comes
+// back only when the node reopens it through recovery.
+//
+// Shared by the LogManager and its PartitionLogs; a PartitionLog opened alone gets its own.
+// Transitions: online -> offline (never back).
+import type { Clock } from '../util/clock.js';
+import { KavkaError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import type { LogDirState } from './api.js';
+import { errorCodeOf } from './storage-fs.js';
+
+export class LogDirHealth {
+  private current: LogDirState = { kind: 'online' };
+  private readonly listeners = new Set<(reason: string) => void>();
+
+  constructor(
+    readonly logDir: string,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {}
+
+  get state(): LogDirState {
+    return this.current;
+  }
+
+  get isOffline(): boolean {
+    return this.current.kind === 'offline';
+  }
+
+  /** Called once, when the dir goes offline. Returns the unsubscribe function. */
+  onOffline(listener: (reason: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Throws KAFKA_STORAGE_ERROR when the dir is offline. */
+  checkOnline(context: string): void {
+    if (this.current.kind === 'offline') throw this.offlineError(context);
+  }
+
+  offlineError(context: string): KavkaError {
+    const reason = this.current.kind === 'offline' ? this.current.reason : 'unknown';
+    return new KavkaError('KAFKA_STORAGE_ERROR', `${context}: log dir ${this.logDir} is offline (${reason})`);
+  }
+
+  /**
+   * An I/O operation failed: the dir goes offline (the first failure gives the reason) and the
+   * caller gets the error to throw. The failed operation must not be retried.
+   */
+  fail(operation: string, path: string, cause: unknown): KavkaError {
+    const code = errorCodeOf(cause) ?? 'error';
+    const message = cause instanceof Error ? cause.message : String(cause);
+    if (this.current.kind === 'online') {
+      const reason = `${operation} ${path} failed: ${code}: ${message}`;
+      this.current = { kind: 'offline', reason, sinceMs: this.clock.nowMs() };
+      this.logger.error({ logDir: this.logDir, operation, path, code, err: cause }, 'I/O error; log dir is now offline');
+      for (const listener of [...this.listeners]) {
+        try {
+          listener(reason);
+        } catch (error) {
+          this.logger.error({ err: error }, 'log dir offline listener threw');
+        }
+      }
+    }
+    return new KavkaError('KAFKA_STORAGE_ERROR', `${operation} ${path} failed (${code}); log dir ${this.logDir} is offline`, { cause });
+  }
+}

@@ -1,0 +1,299 @@
+// Opens a partition directory and recovers it (Kafka's LogLoader), before the log serves anything.
+//
+// What is trusted, and why:
+// - Sealed segments (all but the last) were fsynced, with their indexes, before the next segment
+//   was created (PartitionLog.roll). So the recovery point is the active segment's base offset:
+//   sealed segments are loaded from their index files, which are checked (whole entries, entries
+//   in order, positions inside the .log, offsets below the next segment). An index that fails the
+//   check, or is missing, is rebuilt by scanning the .log with CRC checks; a bad batch found there
+//   is corruption of acknowledged data, and the log refuses to open (KAFKA_STORAGE_ERROR naming
+//   the file, the position and the offset) instead of silently dropping what follows.
+// - The active segment (the last) after a clean shutdown: the marker records its size and the log
+//   end offset. If they match, its indexes are loaded and only its tail (from the last offset-index
+//   entry to the end, at most about index.interval.bytes plus one batch) is CRC-checked.
+// - The active segment after a crash, or when the marker does not match: scanned whole with CRC
+//   checks and truncated at the first invalid or incomplete batch, as Kafka does for segments past
+//   the recovery point. A torn write and a corrupt batch in the middle look the same here; both
+//   cut the segment there. With flush.policy=batch anything cut was never acknowledged unless the
+//   disk damaged fsynced data, and then replication refetches it from the leader.
+//
+// Also: stray temp files of atomic writes are deleted, orphan index files are deleted, segments
+// wholly below the checkpointed log start offset are deleted (a crash between the checkpoint and
+// the deletion leaves them), and the clean-shutdown marker is removed (durably) before returning.
+import { join } from 'node:path';
+import { lastOffsetOf, readBatchHeader, BATCH_HEADER_SIZE } from '../codec/record-batch.js';
+import type { Clock } from '../util/clock.js';
+import { KavkaError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { topicPartitionName, type LogConfig, type TopicPartition } from './api.js';
+import { TEMP_SUFFIX } from './atomic-file.js';
+import { cleanShutdownPath, readCleanShutdown, type CleanShutdownState } from './clean-shutdown-marker.js';
+import { readLogStartOffset } from './log-start-offset-checkpoint.js';
+import {
+  INDEX_FILE_SUFFIX,
+  LogSegment,
+  parseSegmentLogName,
+  segmentFileName,
+  TIME_INDEX_FILE_SUFFIX,
+  type BatchLocation,
+} from './segment.js';
+import { isNotFound, type StorageFs } from './storage-fs.js';
+
+export interface LogRecoveryReport {
+  /** The log had closed cleanly and its active segment matched the marker. */
+  cleanShutdown: boolean;
+  segments: number;
+  /** Segments whose indexes were rebuilt by scanning their .log. */
+  indexesRebuilt: number;
+  /** Bytes cut from the end of the active segment. */
+  bytesTruncated: number;
+  /** Segments deleted at open because they lay wholly below the log start offset. */
+  segmentsBelowLogStartDeleted: number;
+}
+
+export interface LoadedLog {
+  /** Ascending by base offset; the last is the active segment. Never empty. */
+  segments: LogSegment[];
+  logStartOffset: bigint;
+  logEndOffset: bigint;
+  report: LogRecoveryReport;
+}
+
+export interface LoadLogOptions {
+  fs: StorageFs;
+  directory: string;
+  topicPartition: TopicPartition;
+  config: LogConfig;
+  clock: Clock;
+  /** Already bound to the topic-partition. */
+  logger: Logger;
+}
+
+/** Loads and recovers the partition directory (which must exist). Closes every file it opened if it fails. */
+export async function loadLog(options: LoadLogOptions): Promise<LoadedLog> {
+  const loader = new LogLoader(options);
+  try {
+    return await loader.load();
+  } catch (error) {
+    await loader.closeAll();
+    throw error;
+  }
+}
+
+class LogLoader {
+  private readonly fs: StorageFs;
+  private readonly directory: string;
+  private segments: LogSegment[] = [];
+  private directoryChanged = false;
+  private readonly report: LogRecoveryReport = { cleanShutdown: false, segments: 0, indexesRebuilt: 0, bytesTruncated: 0, segmentsBelowLogStartDeleted: 0 };
+
+  constructor(private readonly options: LoadLogOptions) {
+    this.fs = options.fs;
+    this.directory = options.directory;
+  }
+
+  async load(): Promise<LoadedLog> {
+    const bases = await this.cleanDirectory();
+    const clean = await readCleanShutdown(this.fs, this.directory);
+    const checkpointed = await readLogStartOffset(this.fs, this.directory, this.options.topicPartition);
+    let logEndOffset: bigint;
+    if (bases.length === 0) {
+      const start = checkpointed ?? 0n;
+      this.segments.push(await LogSegment.create(this.fs, this.directory, start, this.options.clock.nowMs()));
+      this.directoryChanged = true;
+      logEndOffset = start;
+    } else {
+      for (const base of bases) this.segments.push(await LogSegment.open(this.fs, this.directory, base));
+      for (let i = 0; i < this.segments.length - 1; i++) await this.loadSealed(this.segments[i], this.segments[i + 1].baseOffset);
+      logEndOffset = await this.loadActive(this.segments[this.segments.length - 1], clean);
+    }
+    let logStartOffset = checkpointed ?? this.segments[0].baseOffset;
+    if (logStartOffset < this.segments[0].baseOffset) logStartOffset = this.segments[0].baseOffset;
+    logEndOffset = await this.dropBelowLogStart(logStartOffset, logEndOffset);
+    if (clean !== undefined) {
+      // From here on a crash must be recovered as one: the marker goes before any append.
+      await this.fs.unlink(cleanShutdownPath(this.directory));
+      this.directoryChanged = true;
+    }
+    if (this.directoryChanged) await this.fs.syncDirectory(this.directory);
+    this.report.segments = this.segments.length;
+    return { segments: this.segments, logStartOffset, logEndOffset, report: this.report };
+  }
+
+  async closeAll(): Promise<void> {
+    for (const segment of this.segments) await segment.close().catch(() => undefined);
+    this.segments = [];
+  }
+
+  /** Deletes leftovers and returns the base offsets of the .log files, ascending. */
+  private async cleanDirectory(): Promise<bigint[]> {
+    const names = await this.fs.readdir(this.directory);
+    const bases: bigint[] = [];
+    for (const name of names) {
+      const base = parseSegmentLogName(name);
+      if (base !== undefined) bases.push(base);
+    }
+    bases.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const logNames = new Set(bases.map((base) => segmentFileName(base, '')));
+    for (const name of names) {
+      const orphanIndex = (name.endsWith(INDEX_FILE_SUFFIX) || name.endsWith(TIME_INDEX_FILE_SUFFIX)) && !logNames.has(name.slice(0, name.lastIndexOf('.')));
+      if (name.endsWith(TEMP_SUFFIX) || orphanIndex) {
+        this.options.logger.info({ file: name }, 'deleting a leftover file');
+        await this.unlinkIfPresent(join(this.directory, name));
+      }
+    }
+    return bases;
+  }
+
+  private async loadSealed(segment: LogSegment, nextBaseOffset: bigint): Promise<void> {
+    const problem = await segment.loadIndexFiles(this.fs, nextBaseOffset);
+    if (problem === undefined) return;
+    this.options.logger.warn({ file: segment.logPath, reason: problem }, 'rebuilding the indexes of a sealed segment');
+    const fileSize = segment.size;
+    segment.resetForRebuild();
+    const outcome = await segment.scan({ from: 0, fileSize, expectedFirstOffset: segment.baseOffset, offsetLimit: nextBaseOffset, visit: this.rebuildVisitor(segment) });
+    if (outcome.invalid !== undefined) {
+      const after = outcome.lastOffset === undefined ? `at the start of the segment (base offset ${segment.baseOffset})` : `after offset ${outcome.lastOffset}`;
+      throw new KavkaError(
+        'KAFKA_STORAGE_ERROR',
+        `${segment.logPath} is corrupt at position ${outcome.invalid.position}, ${after}: ${outcome.invalid.reason}. ` +
+          `It is a sealed segment, so this is acknowledged data; ${topicPartitionName(this.options.topicPartition)} will not open until it is repaired (or refetched from another replica).`,
+      );
+    }
+    segment.sealTimeIndex();
+    await segment.writeIndexFiles(this.fs);
+    this.directoryChanged = true;
+    this.report.indexesRebuilt += 1;
+  }
+
+  /** Loads or recovers the active segment; returns the log end offset. */
+  private async loadActive(segment: LogSegment, clean: CleanShutdownState | undefined): Promise<bigint> {
+    if (clean !== undefined) {
+      const trusted = await this.loadActiveAfterCleanShutdown(segment, clean);
+      if (trusted !== undefined) {
+        this.report.cleanShutdown = true;
+        return trusted;
+      }
+    }
+    return this.recoverActive(segment);
+  }
+
+  /** The log end offset when the marker, the index files and the tail all agree; undefined otherwise. */
+  private async loadActiveAfterCleanShutdown(segment: LogSegment, clean: CleanShutdownState): Promise<bigint | undefined> {
+    const logger = this.options.logger;
+    if (clean.activeSegmentBaseOffset !== segment.baseOffset || clean.activeSegmentBytes !== segment.size) {
+      logger.warn(
+        { file: segment.logPath, bytes: segment.size, recordedBytes: clean.activeSegmentBytes, recordedBaseOffset: clean.activeSegmentBaseOffset.toString() },
+        'the active segment does not match the clean-shutdown marker; recovering it',
+      );
+      return undefined;
+    }
+    const problem = await segment.loadIndexFiles(this.fs, undefined);
+    if (problem !== undefined) {
+      logger.warn({ file: segment.logPath, reason: problem }, 'the active segment has unusable indexes; recovering it');
+      return undefined;
+    }
+    const entry = segment.offsetIndex.lastEntry();
+    let tailProblem: string | undefined;
+    let first = true;
+    const outcome = await segment.scan({
+      from: entry?.position ?? 0,
+      fileSize: segment.size,
+      expectedFirstOffset: segment.baseOffset,
+      offsetLimit: undefined,
+      visit: (batch) => {
+        if (first && entry !== undefined && lastOffsetOf(batch.header) !== entry.offset) {
+          tailProblem = `the last index entry says offset ${entry.offset} at position ${entry.position}, the batch there ends at ${lastOffsetOf(batch.header)}`;
+        }
+        first = false;
+        if (batch.header.maxTimestamp > segment.maxTimestampSoFar) {
+          segment.maxTimestampSoFar = batch.header.maxTimestamp;
+          segment.offsetOfMaxTimestampSoFar = lastOffsetOf(batch.header);
+        }
+      },
+    });
+    if (outcome.invalid !== undefined) tailProblem = `${outcome.invalid.reason} at position ${outcome.invalid.position}`;
+    const logEnd = outcome.lastOffset === undefined ? segment.baseOffset : outcome.lastOffset + 1n;
+    const timeEntry = segment.timeIndex.lastEntry();
+    if (tailProblem === undefined && timeEntry !== undefined && timeEntry.offset >= logEnd) tailProblem = `the time index points at offset ${timeEntry.offset}, past the log end ${logEnd}`;
+    if (tailProblem === undefined && logEnd !== clean.logEndOffset) tailProblem = `the log ends at ${logEnd}, the marker says ${clean.logEndOffset}`;
+    if (tailProblem !== undefined) {
+      logger.warn({ file: segment.logPath, reason: tailProblem }, 'the active segment tail does not match its clean shutdown; recovering it');
+      return undefined;
+    }
+    await this.setRollBase(segment);
+    return logEnd;
+  }
+
+  /** Scans the whole active segment with CRC checks, rebuilds its indexes, truncates at the first bad batch. */
+  private async recoverActive(segment: LogSegment): Promise<bigint> {
+    const fileSize = segment.size;
+    segment.resetForRebuild();
+    const outcome = await segment.scan({ from: 0, fileSize, expectedFirstOffset: segment.baseOffset, offsetLimit: undefined, visit: this.rebuildVisitor(segment) });
+    this.report.indexesRebuilt += 1;
+    if (outcome.invalid !== undefined) {
+      const bytesTruncated = fileSize - outcome.validEnd;
+      this.options.logger.warn(
+        {
+          file: segment.logPath,
+          position: outcome.invalid.position,
+          bytesTruncated,
+          lastValidOffset: outcome.lastOffset?.toString() ?? null,
+          reason: outcome.invalid.reason,
+        },
+        `truncating the active segment at its last whole valid batch: ${bytesTruncated} bytes cut`,
+      );
+      await segment.file.truncate(outcome.validEnd);
+      await segment.file.datasync();
+      this.report.bytesTruncated += bytesTruncated;
+    }
+    await this.setRollBase(segment);
+    return outcome.lastOffset === undefined ? segment.baseOffset : outcome.lastOffset + 1n;
+  }
+
+  private rebuildVisitor(segment: LogSegment): (batch: BatchLocation) => void {
+    const interval = this.options.config.indexIntervalBytes;
+    return (batch) => segment.recordBatch(batch.position, batch.size, lastOffsetOf(batch.header), batch.header.maxTimestamp, interval);
+  }
+
+  /** segment.ms counts from the first batch's max timestamp after a restart (Kafka's rule), capped at now. */
+  private async setRollBase(segment: LogSegment): Promise<void> {
+    if (segment.size < BATCH_HEADER_SIZE) return;
+    const nowMs = this.options.clock.nowMs();
+    const first = readBatchHeader(await segment.readExact(0, BATCH_HEADER_SIZE));
+    const firstMs = Number(first.maxTimestamp);
+    segment.rollBaseMs = first.maxTimestamp >= 0n && firstMs < nowMs ? firstMs : nowMs;
+  }
+
+  /** Deletes segments wholly below the log start; returns the (possibly new) log end offset. */
+  private async dropBelowLogStart(logStartOffset: bigint, logEndOffset: bigint): Promise<bigint> {
+    let drop = 0;
+    while (drop < this.segments.length - 1 && this.segments[drop + 1].baseOffset <= logStartOffset) drop++;
+    let logEnd = logEndOffset;
+    if (logEnd < logStartOffset) {
+      // Everything left lies below the log start (files were lost): start empty at the log start.
+      this.options.logger.warn({ logStartOffset: logStartOffset.toString(), logEndOffset: logEnd.toString() }, 'the log ends below its start offset; starting an empty segment at the log start');
+      drop = this.segments.length;
+      logEnd = logStartOffset;
+    }
+    if (drop === 0) return logEnd;
+    const dropped = this.segments.splice(0, drop);
+    for (const segment of dropped) {
+      await segment.close();
+      for (const path of [segment.logPath, segment.indexPath, segment.timeIndexPath]) await this.unlinkIfPresent(path);
+    }
+    if (this.segments.length === 0) this.segments.push(await LogSegment.create(this.fs, this.directory, logStartOffset, this.options.clock.nowMs()));
+    this.report.segmentsBelowLogStartDeleted += dropped.length;
+    this.directoryChanged = true;
+    return logEnd;
+  }
+
+  private async unlinkIfPresent(path: string): Promise<void> {
+    try {
+      await this.fs.unlink(path);
+      this.directoryChanged = true;
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+}
