@@ -14,7 +14,8 @@ const ERROR_INFO_TYPE_URL = 'type.googleapis.com/google.rpc.ErrorInfo';
 
 const root = new protobuf.Root();
 root.resolvePath = (_origin, target) => (target.startsWith('google/protobuf/') ? target : join(PROTO_DIR, target));
-root.loadSync('google/rpc/status.proto', { keepCase: false });
+// keepCase: google.protobuf.Any's fields are built into protobufjs as `type_url` and `value`.
+root.loadSync('google/rpc/status.proto', { keepCase: true });
 const StatusType = root.lookupType('google.rpc.Status');
 const ErrorInfoType = root.lookupType('google.rpc.ErrorInfo');
 
@@ -66,7 +67,7 @@ export function toServiceError(error: KavkaError): Partial<grpc.StatusObject> & 
   const info = ErrorInfoType.encode(ErrorInfoType.create({ reason: error.code, domain: ERROR_DOMAIN, metadata: metadataMap })).finish();
   const code = grpcStatusFor(error.code);
   const message = `${error.code}: ${error.message}`;
-  const status = StatusType.encode(StatusType.create({ code, message, details: [{ typeUrl: ERROR_INFO_TYPE_URL, value: info }] })).finish();
+  const status = StatusType.encode(StatusType.create({ code, message, details: [{ type_url: ERROR_INFO_TYPE_URL, value: info }] })).finish();
   const metadata = new grpc.Metadata();
   metadata.set(STATUS_DETAILS_KEY, Buffer.from(status));
   return Object.assign(new Error(message), { code, details: message, metadata });
@@ -76,8 +77,8 @@ export function toServiceError(error: KavkaError): Partial<grpc.StatusObject> & 
 export function readErrorInfo(metadata: grpc.Metadata | undefined): ErrorInfo | undefined {
   const raw = metadata?.get(STATUS_DETAILS_KEY)[0];
   if (raw === undefined || typeof raw === 'string') return undefined;
-  const status = StatusType.toObject(StatusType.decode(raw)) as { details?: { typeUrl: string; value: Uint8Array }[] };
-  const any = status.details?.find((d) => d.typeUrl === ERROR_INFO_TYPE_URL);
+  const status = StatusType.toObject(StatusType.decode(raw)) as { details?: { type_url: string; value: Uint8Array }[] };
+  const any = status.details?.find((d) => d.type_url === ERROR_INFO_TYPE_URL);
   if (any === undefined) return undefined;
   const info = ErrorInfoType.toObject(ErrorInfoType.decode(any.value)) as { reason: string; metadata?: Record<string, string> };
   if (!isErrorName(info.reason)) return undefined;

@@ -6,6 +6,7 @@ import { KavkaError, toKavkaError, type ErrorName } from '../util/errors.js';
 import { encodeRecordBatch, type RecordInput } from '../codec/index.js';
 import { validateTopicName, type CreateTopicRequest } from '../controller/index.js';
 import type { Acks } from '../replication/index.js';
+import type { Clock } from '../util/clock.js';
 import type { KavkaHandlers } from '../gen/kavka/v1/Kavka.js';
 import type { MetadataRequest__Output } from '../gen/kavka/v1/MetadataRequest.js';
 import type { MetadataResponse } from '../gen/kavka/v1/MetadataResponse.js';
@@ -154,7 +155,7 @@ export class KavkaService {
     await this.autoCreate(request.topics.map((t) => t.name));
     const topicResults = request.topics.map((topic) => ({
       name: topic.name,
-      partitions: topic.partitions.map((data) => this.produceToPartition(topic.name, data, acks)),
+      partitions: topic.partitions.map((data) => this.produceToPartition(topic.name, data, acks, request.timeoutMs)),
     }));
     const response = (async (): Promise<ProduceResponse> => ({
       correlationId: request.correlationId,
@@ -163,7 +164,7 @@ export class KavkaService {
     return { response };
   }
 
-  private produceToPartition(topic: string, data: PartitionProduceData__Output, acks: Acks): Promise<PartitionProduceResponse> {
+  private produceToPartition(topic: string, data: PartitionProduceData__Output, acks: Acks, timeoutMs: number): Promise<PartitionProduceResponse> {
     const { replicaManager, metrics, clock, logger } = this.context;
     const failed = (error: unknown): PartitionProduceResponse => {
       const e = toKavkaError(error);
@@ -175,7 +176,7 @@ export class KavkaService {
     try {
       const batches = batchesOf(data, BigInt(clock.nowMs()));
       metrics.produceRequests.inc({ topic });
-      append = replicaManager.appendRecords({ topic, partition: data.partition }, batches, acks).then((result) => {
+      append = withTimeout(replicaManager.appendRecords({ topic, partition: data.partition }, batches, acks), timeoutMs, clock, `${topic}-${data.partition}`).then((result) => {
         metrics.produceRecords.inc({ topic }, result.recordCount);
         metrics.produceBytes.inc({ topic }, result.sizeBytes);
         return {
@@ -269,6 +270,27 @@ export class KavkaService {
       ),
     };
   }
+}
+
+/**
+ * Bounds the wait for acks by the request's timeout_ms (0 = no bound). On timeout the append may
+ * still complete: the outcome is unknown to the client, as in Kafka, and it retries.
+ */
+function withTimeout<T>(work: Promise<T>, timeoutMs: number, clock: Clock, what: string): Promise<T> {
+  if (timeoutMs <= 0) return work;
+  return new Promise<T>((resolve, reject) => {
+    const cancel = clock.schedule(timeoutMs, () => reject(new KavkaError('REQUEST_TIMED_OUT', `${what}: the append was not acknowledged within timeout_ms=${timeoutMs}; it may still complete`)));
+    work.then(
+      (value) => {
+        cancel();
+        resolve(value);
+      },
+      (error: unknown) => {
+        cancel();
+        reject(error);
+      },
+    );
+  });
 }
 
 function invalidTopicNameError(name: string): KavkaError | undefined {
