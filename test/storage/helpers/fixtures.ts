@@ -1,0 +1,109 @@
+// Shared fixtures for storage tests: temp dirs, configs, batches, and helpers that read a whole log.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeRecordBatch, readBatchHeader, scanBatches, type CompressionName } from '../../../src/codec/record-batch.js';
+import { ManualClock } from '../../../src/util/clock.js';
+import { silentLogger, type Logger } from '../../../src/util/logger.js';
+import { DEFAULT_LOG_CONFIG, openPartitionLog, type FilePartitionLog, type LogConfig, type PartitionLog, type StorageFs, type TopicPartition } from '../../../src/storage/index.js';
+
+export const TP: TopicPartition = { topic: 'orders', partition: 0 };
+export const START_MS = 1_700_000_000_000;
+
+export async function makeTempDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'kavka-storage-'));
+}
+
+export async function removeTempDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
+
+export function testConfig(overrides: Partial<LogConfig> = {}): LogConfig {
+  return { ...DEFAULT_LOG_CONFIG, segmentBytes: 1024 * 1024, indexIntervalBytes: 256, ...overrides };
+}
+
+export interface BatchOptions {
+  records?: number;
+  valueBytes?: number;
+  timestamp?: bigint;
+  /** Added per record: record i has timestamp + i * timestampStep. */
+  timestampStep?: bigint;
+  compression?: CompressionName;
+  baseOffset?: bigint;
+  offsetDeltas?: number[];
+  /** A marker byte written into every value, so batches differ. */
+  tag?: number;
+}
+
+export function batch(options: BatchOptions = {}): Buffer {
+  const count = options.offsetDeltas?.length ?? options.records ?? 1;
+  const timestamp = options.timestamp ?? BigInt(START_MS);
+  const step = options.timestampStep ?? 0n;
+  const records = Array.from({ length: count }, (_, i) => ({
+    key: Buffer.from(`key-${i}`),
+    value: Buffer.alloc(options.valueBytes ?? 10, (options.tag ?? i) & 0xff),
+    timestamp: timestamp + BigInt(i) * step,
+  }));
+  return encodeRecordBatch({ records, compression: options.compression, baseOffset: options.baseOffset, offsetDeltas: options.offsetDeltas });
+}
+
+export interface OpenOptions {
+  config?: LogConfig;
+  clock?: ManualClock;
+  fs?: StorageFs;
+  logger?: Logger;
+}
+
+export function openTestLog(directory: string, options: OpenOptions = {}): Promise<FilePartitionLog> {
+  return openPartitionLog({
+    directory,
+    topicPartition: TP,
+    config: options.config ?? testConfig(),
+    clock: options.clock ?? new ManualClock(START_MS),
+    logger: options.logger ?? silentLogger(),
+    fs: options.fs,
+  });
+}
+
+export interface ReadBatch {
+  baseOffset: bigint;
+  lastOffset: bigint;
+  bytes: Buffer;
+}
+
+/** Every batch from fetchOffset to the log end, one read at a time (bounded). */
+export async function readAllBatches(log: PartitionLog, fetchOffset = log.logStartOffset, maxBytes = 64 * 1024): Promise<ReadBatch[]> {
+  const out: ReadBatch[] = [];
+  let offset = fetchOffset;
+  for (let reads = 0; offset < log.logEndOffset; reads++) {
+    if (reads > 100_000) throw new Error('readAllBatches did not reach the log end');
+    const result = await log.read(offset, maxBytes, { maxOffset: log.logEndOffset, minOneBatch: true });
+    if (result.batches.length === 0) break;
+    out.push(...splitBatches(result.batches));
+    offset = result.nextOffset;
+  }
+  return out;
+}
+
+export function splitBatches(bytes: Buffer): ReadBatch[] {
+  const scan = scanBatches(bytes, { verifyCrc: true });
+  if (scan.stop.kind !== 'end') throw new Error(`read returned bytes that are not whole valid batches: ${JSON.stringify(scan.stop)}`);
+  return scan.batches.map((b) => {
+    const header = readBatchHeader(bytes, b.position);
+    return { baseOffset: header.baseOffset, lastOffset: header.baseOffset + BigInt(header.lastOffsetDelta), bytes: bytes.subarray(b.position, b.position + b.size) };
+  });
+}
+
+/** Resolves after pending I/O callbacks and microtasks have run (for "has it resolved yet?" checks). */
+export function settle(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Polls until `condition` holds (bounded); for state that changes when real I/O completes. */
+export async function waitUntil(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
