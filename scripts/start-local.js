@@ -23,12 +23,19 @@ function nodeArgs(n) {
     'admin.listener': `127.0.0.1:${9643 + n}`,
     'log.dirs': join('data', `node-${n}`),
   };
-  return ['broker', ...Object.entries(overrides).flatMap(([k, v]) => ['--override', `${k}=${v}`])];
+  return ['broker', '--exit-with-parent', ...Object.entries(overrides).flatMap(([k, v]) => ['--override', `${k}=${v}`])];
 }
 
 const nodes = [];
 for (let n = 1; n <= NODE_COUNT; n++) {
-  const child = spawn(process.execPath, [cli, ...nodeArgs(n)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Each node runs in its own process group, so a terminal's Ctrl-C reaches only this script,
+  // which then stops the nodes one at a time. --exit-with-parent makes a node shut down cleanly
+  // if this script dies without stopping it (its stdin pipe closes).
+  const child = spawn(process.execPath, [cli, ...nodeArgs(n)], {
+    cwd: root,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
+  });
   const prefix = `[node-${n}] `;
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on('line', (line) => process.stdout.write(`${prefix}${line}\n`));

@@ -12,11 +12,13 @@ Runs one Kavka node. Config precedence: --override > KAVKA_<KEY> environment > f
   --config FILE       a Java-style properties file with Kafka's key names
   --override K=V      set one key (repeatable)
   --help-config       list every key with its default
+  --exit-with-parent  stop cleanly when stdin closes (used by npm start)
 `;
 
 export async function runBrokerCommand(argv: string[]): Promise<void> {
   let file: string | undefined;
   const overrides: string[] = [];
+  let exitWithParent = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const next = () => {
@@ -28,6 +30,7 @@ export async function runBrokerCommand(argv: string[]): Promise<void> {
     else if (arg.startsWith('--config=')) file = arg.slice('--config='.length);
     else if (arg === '--override') overrides.push(next());
     else if (arg.startsWith('--override=')) overrides.push(arg.slice('--override='.length));
+    else if (arg === '--exit-with-parent') exitWithParent = true;
     else if (arg === '--help' || arg === '-h') {
       process.stdout.write(USAGE);
       return;
@@ -69,4 +72,10 @@ export async function runBrokerCommand(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  if (exitWithParent) {
+    // Started by `npm start`: if that supervisor goes away, stdin closes; stop cleanly.
+    process.stdin.on('end', () => shutdown('parent exited'));
+    process.stdin.on('error', () => shutdown('parent exited'));
+    process.stdin.resume();
+  }
 }
