@@ -25,10 +25,13 @@ export function testSeed(fallback: number): number {
   return fromEnv === undefined || fromEnv === '' ? fallback : Number(fromEnv);
 }
 
-/** Runs body; on failure rethrows with the seed in the message. */
-export async function withSeed<T>(seed: number, body: (random: Random) => Promise<T>): Promise<T> {
+/**
+ * Runs body with a PRNG seeded from `seed` (and `stream`, so one seed can drive several tests
+ * independently); on failure rethrows with the seed that replays it.
+ */
+export async function withSeed<T>(seed: number, body: (random: Random) => Promise<T>, stream = 0): Promise<T> {
   try {
-    return await body(mulberry32(seed));
+    return await body(mulberry32(seed + stream * 0x9e3779b9));
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     const wrapped = new Error(`seed=${seed} (replay with STORAGE_TEST_SEED=${seed}): ${message}`);
