@@ -53,7 +53,7 @@ export class LogDirHealth {
     const code = errorCodeOf(cause) ?? 'error';
     const message = cause instanceof Error ? cause.message : String(cause);
     if (this.current.kind === 'online') {
-      const reason = `${operation} ${path} failed: ${code}: ${message}`;
+      const reason = `${operation} ${path} failed: ${message.startsWith(code) ? message : `${code}: ${message}`}`;
       this.current = { kind: 'offline', reason, sinceMs: this.clock.nowMs() };
       this.logger.error({ logDir: this.logDir, operation, path, code, err: cause }, 'I/O error; log dir is now offline');
       for (const listener of [...this.listeners]) {

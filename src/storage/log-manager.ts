@@ -106,13 +106,13 @@ class FileLogManager implements LogManager {
     };
   }
 
-  createLog(tp: TopicPartition, config: LogConfig): Promise<PartitionLog> {
+  async createLog(tp: TopicPartition, config: LogConfig): Promise<PartitionLog> {
     this.checkOpen();
     checkTopicPartition(tp);
     this.health.checkOnline(`cannot create ${topicPartitionName(tp)}`);
     const name = topicPartitionName(tp);
     const existing = this.open.get(name);
-    if (existing !== undefined) return Promise.resolve(existing);
+    if (existing !== undefined) return existing;
     const inFlight = this.opening.get(name);
     if (inFlight !== undefined) return inFlight;
     let log: FilePartitionLog | undefined;

@@ -435,7 +435,7 @@ export class FilePartitionLog implements PartitionLog {
    * (logEnd - logStart, gaps included) and never deletes below the limit: a segment goes only if
    * the log still holds at least retention.messages offsets without it.
    */
-  applyRetention(nowMs: number): Promise<number> {
+  async applyRetention(nowMs: number): Promise<number> {
     this.checkUsable('apply retention to', false);
     return this.queue.run(async () => {
       this.checkUsable('apply retention to', true);
@@ -508,7 +508,7 @@ export class FilePartitionLog implements PartitionLog {
   // ------------------------------------------------------------------------------ flush and close
 
   /** fdatasyncs everything appended so far (under either flush policy). */
-  flush(): Promise<void> {
+  async flush(): Promise<void> {
     this.checkUsable('flush', false);
     return this.queue.run(async () => {
       this.checkUsable('flush', true);
