@@ -297,7 +297,7 @@ export class Consumer {
           if (leaderless) waitMs = backoffMs(0, this.deps.retry, this.deps.random);
         } catch (error) {
           const failure = toKavkaError(error);
-          if (!isRetriable(failure) || failures >= this.deps.retry.retries) throw failure;
+          if (!isRetriable(failure)) throw failure;
           waitMs = backoffMs(failures++, this.deps.retry, this.deps.random);
           this.deps.logger?.debug({ code: failure.code, error: failure.message, delayMs: waitMs }, 'consumer setup failed; retrying');
           await this.deps.sleep(waitMs);
@@ -443,10 +443,13 @@ export class Consumer {
         });
         failures = 0;
       } catch (error) {
+        // Like Kafka's consumer, a retriable failure (a broker down or restarting, a moved
+        // leader) is retried for as long as it lasts, backing off up to maxRetryTimeMs.
         const failure = toKavkaError(error);
-        if (!isRetriable(failure) || failures >= this.deps.retry.retries) throw failure;
+        if (!isRetriable(failure)) throw failure;
         const delay = backoffMs(failures++, this.deps.retry, this.deps.random);
-        this.deps.logger?.debug({ address, code: failure.code, error: failure.message, delayMs: delay }, 'fetch failed; retrying');
+        const level = failures === this.deps.retry.retries + 1 ? 'warn' : 'debug';
+        this.deps.logger?.[level]({ address, code: failure.code, error: failure.message, delayMs: delay, failures }, 'fetch failed; retrying');
         await this.deps.sleep(delay);
         await this.refreshMetadata();
         this.wakeSignal.wake();

@@ -13,7 +13,7 @@
 import { encodeRecordBatch, type CompressionName } from '../codec/record-batch.js';
 import { KavkaError, toKavkaError, isRetriable } from '../util/errors.js';
 import type { Clock } from '../util/clock.js';
-import { RecordAccumulator, type BatchResult, type BatchSettings, type ProducerBatch } from './accumulator.js';
+import { RecordAccumulator, type BatchSettings, type ProducerBatch } from './accumulator.js';
 import type { Cluster, TopicInfo } from './cluster.js';
 import { errorNameOf } from './cluster.js';
 import { estimateRecordSize, toBytes, toRecordHeaders, toTimestamp } from './convert.js';
@@ -100,8 +100,11 @@ export class Producer {
   private readonly sticky: StickyPartitioner;
   private readonly custom: CustomPartitioner | undefined;
   private readonly connections = new Map<string, ProduceStreamConnection>();
-  /** Batches routed to a broker and waiting for an in-flight slot, per address. */
-  private readonly brokerQueues = new Map<string, ProducerBatch[]>();
+  /**
+   * Batches routed to a broker and waiting for an in-flight slot: per address, a FIFO per
+   * partition ("topic\u0000partition"). Map order is the round-robin order of partitions.
+   */
+  private readonly brokerQueues = new Map<string, Map<string, ProducerBatch[]>>();
   /** Every batch not yet settled, wherever it is. */
   private readonly unsettled = new Set<ProducerBatch>();
   private readonly topicsOfInterest = new Set<string>();
@@ -298,12 +301,15 @@ export class Producer {
       this.retryLater(batch, toKavkaError(error));
       return;
     }
-    let queue = this.brokerQueues.get(address);
-    if (queue === undefined) {
-      queue = [];
-      this.brokerQueues.set(address, queue);
+    let queues = this.brokerQueues.get(address);
+    if (queues === undefined) {
+      queues = new Map();
+      this.brokerQueues.set(address, queues);
     }
-    queue.push(batch);
+    const key = `${batch.topic}\u0000${batch.partition}`;
+    const queue = queues.get(key);
+    if (queue === undefined) queues.set(key, [batch]);
+    else queue.push(batch);
     this.pump(address);
   }
 
@@ -318,41 +324,38 @@ export class Producer {
 
   /** Sends queued batches to `address` while it has free in-flight slots. */
   private pump(address: string): void {
-    const queue = this.brokerQueues.get(address);
-    if (queue === undefined) return;
+    const queues = this.brokerQueues.get(address);
+    if (queues === undefined) return;
     const connection = this.connection(address);
-    while (queue.length > 0 && connection.hasCapacity) {
-      const request = this.takeRequest(queue);
+    while (queues.size > 0 && connection.hasCapacity) {
+      const request = this.takeRequest(queues);
       this.sendRequest(address, connection, request);
     }
-    if (queue.length === 0) this.brokerQueues.delete(address);
+    if (queues.size === 0) this.brokerQueues.delete(address);
   }
 
   /**
-   * Takes batches for one request from the front of `queue`: equal acks, one batch per
-   * partition (a later batch of the same partition waits, which keeps per-partition order),
-   * and at most maxRequestSizeBytes unless the first batch alone is larger.
+   * Takes batches for one request: from each partition queue in round-robin order, its oldest
+   * batches (so per-partition order holds), all with the acks of the first, up to
+   * maxRequestSizeBytes (the first batch always goes, however large). Several batches of one
+   * partition travel back to back in one PartitionProduceData, which the broker appends at
+   * consecutive offsets. A partition that still has batches moves to the back of the order.
+   * Costs O(partitions + batches taken).
    */
-  private takeRequest(queue: ProducerBatch[]): ProducerBatch[] {
-    const first = queue[0];
+  private takeRequest(queues: Map<string, ProducerBatch[]>): ProducerBatch[] {
     const taken: ProducerBatch[] = [];
-    const partitions = new Set<string>();
+    let acks: number | undefined;
     let bytes = 0;
-    for (let i = 0; i < queue.length; ) {
-      const batch = queue[i];
-      const key = `${batch.topic}\u0000${batch.partition}`;
-      const encoded = this.encode(batch);
-      const fits = taken.length === 0 || bytes + encoded.length <= this.config.maxRequestSizeBytes;
-      if (batch.settings.acks === first.settings.acks && !partitions.has(key) && fits) {
-        taken.push(batch);
-        partitions.add(key);
-        bytes += encoded.length;
-        queue.splice(i, 1);
-      } else {
-        // Keep order: once a partition's batch is skipped, its later batches must wait too.
-        partitions.add(key);
-        i++;
+    for (const [key, queue] of [...queues]) {
+      acks ??= queue[0].settings.acks;
+      while (queue.length > 0 && queue[0].settings.acks === acks) {
+        const size = this.encode(queue[0]).length;
+        if (taken.length > 0 && bytes + size > this.config.maxRequestSizeBytes) break;
+        taken.push(queue.shift() as ProducerBatch);
+        bytes += size;
       }
+      queues.delete(key);
+      if (queue.length > 0) queues.set(key, queue);
       if (bytes >= this.config.maxRequestSizeBytes) break;
     }
     return taken;
@@ -364,21 +367,31 @@ export class Producer {
   }
 
   private sendRequest(address: string, connection: ProduceStreamConnection, batches: ProducerBatch[]): void {
-    const byTopic = new Map<string, { partition: number; batches: Buffer }[]>();
+    // Per topic, per partition, the batches in queue order; their bytes go back to back.
+    const byTopic = new Map<string, Map<number, ProducerBatch[]>>();
     let timeoutMs = 0;
     for (const batch of batches) {
       let partitions = byTopic.get(batch.topic);
       if (partitions === undefined) {
-        partitions = [];
+        partitions = new Map();
         byTopic.set(batch.topic, partitions);
       }
-      partitions.push({ partition: batch.partition, batches: this.encode(batch) });
+      const list = partitions.get(batch.partition);
+      if (list === undefined) partitions.set(batch.partition, [batch]);
+      else list.push(batch);
       timeoutMs = Math.max(timeoutMs, batch.settings.timeoutMs);
     }
-    const request = { acks: batches[0].settings.acks, timeoutMs, topics: [...byTopic].map(([name, partitions]) => ({ name, partitions })) };
+    const topics = [...byTopic].map(([name, partitions]) => ({
+      name,
+      partitions: [...partitions].map(([partition, list]) => ({
+        partition,
+        batches: list.length === 1 ? this.encode(list[0]) : Buffer.concat(list.map((b) => this.encode(b))),
+      })),
+    }));
+    const request = { acks: batches[0].settings.acks, timeoutMs, topics };
     connection.send(request, timeoutMs + this.deps.requestTimeoutMs).then(
       (response) => {
-        this.onResponse(batches, response);
+        this.onResponse(byTopic, response);
         this.pump(address);
       },
       (error: unknown) => {
@@ -390,24 +403,27 @@ export class Producer {
     );
   }
 
-  private onResponse(batches: ProducerBatch[], response: ProduceResponse__Output): void {
+  private onResponse(sent: Map<string, Map<number, ProducerBatch[]>>, response: ProduceResponse__Output): void {
     const results = new Map<string, ProduceResponse__Output['topics'][number]['partitions'][number]>();
     for (const topic of response.topics) {
       for (const p of topic.partitions) results.set(`${topic.name}\u0000${p.partition}`, p);
     }
-    for (const batch of batches) {
-      const result = results.get(`${batch.topic}\u0000${batch.partition}`);
-      if (result === undefined) {
-        this.onBatchError(batch, new KavkaError('UNKNOWN_SERVER_ERROR', `produce response has no result for ${batch.topic}-${batch.partition}`, { retriable: false }));
-        continue;
-      }
-      const code = errorNameOf(result.errorCode);
-      if (code === 'NONE') {
-        const outcome: BatchResult = { baseOffset: BigInt(result.baseOffset), logAppendTime: BigInt(result.logAppendTime), logStartOffset: BigInt(result.logStartOffset) };
-        batch.succeed(outcome);
-      } else {
-        const message = result.errorMessage || code;
-        this.onBatchError(batch, new KavkaError(code, `${batch.topic}-${batch.partition}: ${message}`));
+    for (const [topic, partitions] of sent) {
+      for (const [partition, list] of partitions) {
+        const result = results.get(`${topic}\u0000${partition}`);
+        const code = result === undefined ? 'UNKNOWN_SERVER_ERROR' : errorNameOf(result.errorCode);
+        if (result === undefined || code !== 'NONE') {
+          const message = result === undefined ? `produce response has no result for ${topic}-${partition}` : `${topic}-${partition}: ${result.errorMessage || code}`;
+          const error = new KavkaError(code, message, result === undefined ? { retriable: false } : {});
+          for (const batch of list) this.onBatchError(batch, error);
+          continue;
+        }
+        // The broker appended the batches at consecutive offsets from base_offset.
+        let baseOffset = BigInt(result.baseOffset);
+        for (const batch of list) {
+          batch.succeed({ baseOffset, logAppendTime: BigInt(result.logAppendTime), logStartOffset: BigInt(result.logStartOffset) });
+          if (baseOffset >= 0n) baseOffset += BigInt(batch.recordCount);
+        }
       }
     }
   }

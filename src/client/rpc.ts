@@ -38,6 +38,11 @@ export function channelOptionsFor(profile: ChannelProfile, clientId: string): gr
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
     'grpc.primary_user_agent': `kavka-client/${clientId}`,
     'grpc.keepalive_time_ms': 30_000,
+    // Kafka's reconnect.backoff.ms / reconnect.backoff.max.ms: grpc-js's defaults (1 s growing
+    // to 120 s) would keep a restarted broker unreachable long after it is back, and calls on a
+    // channel waiting to reconnect fail at once.
+    'grpc.initial_reconnect_backoff_ms': 100,
+    'grpc.max_reconnect_backoff_ms': 1_000,
   };
   if (profile === 'consumer') options['grpc-node.flow_control_window'] = CONSUMER_FLOW_CONTROL_WINDOW_BYTES;
   return options;
