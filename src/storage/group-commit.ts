@@ -1,6 +1,9 @@
 // Group commit for one partition log (DESIGN.md section 2, flush policy `batch`): at most one
 // fdatasync is in flight, and it covers every write that completed before it started. Appends
 // whose writes land while a sync runs wait for the next one, so many producers share one sync.
+// A sync about to start first lets the appends already queued at that moment finish their
+// writes (a barrier fixed then, so later arrivals never postpone it): concurrent producers then
+// share one sync instead of the first paying for its own.
 //
 // Invariants: durableEnd <= writtenEnd, and both only move up. A waiter for offsets below E
 // resolves only after (a) an fdatasync that started after the write of E completed has succeeded,
@@ -30,11 +33,16 @@ interface Waiter {
 export class GroupCommit {
   private written: bigint;
   private durable: bigint;
-  private syncing = false;
+  /** The fdatasync in flight, if any. */
+  private inFlight: Promise<void> | undefined;
   /** Sorted by end: appends complete their writes in offset order. */
   private waiters: Waiter[] = [];
   private failure: KavkaError | undefined;
   private syncs = 0;
+  /** Appends queued and finished (written or failed) so far, and the count a pending sync waits for. */
+  private appendsQueued = 0;
+  private appendsDone = 0;
+  private barrier: number | undefined;
 
   constructor(
     start: bigint,
@@ -55,6 +63,18 @@ export class GroupCommit {
   /** fdatasyncs started so far (for metrics and tests). */
   get syncCount(): number {
     return this.syncs;
+  }
+
+  /** An append entered the log's queue. Every call is followed by one appendDone(), whatever happens. */
+  appendQueued(): void {
+    this.appendsQueued += 1;
+  }
+
+  /** An append left the queue (written or failed); a sync waiting for it may start. */
+  appendDone(): void {
+    this.appendsDone += 1;
+    assert(this.appendsDone <= this.appendsQueued, 'every finished append was queued');
+    this.maybeStartSync();
   }
 
   /** A write of every offset below `end` has completed. */
@@ -89,20 +109,31 @@ export class GroupCommit {
     for (const waiter of this.waiters.splice(0)) waiter.reject(error);
   }
 
+  /**
+   * Resolves when no fdatasync is in flight (never rejects). Before a segment's descriptor is
+   * closed: a sync queued on a closed descriptor would fail with EBADF and take the dir offline.
+   */
+  async idle(): Promise<void> {
+    while (this.inFlight !== undefined) await this.inFlight;
+  }
+
   private maybeStartSync(): void {
-    if (this.syncing || this.failure !== undefined || this.waiters.length === 0) return;
+    if (this.inFlight !== undefined || this.failure !== undefined || this.waiters.length === 0) return;
+    // Appends queued before now will write soon; appendDone() brings us back here.
+    if (this.barrier === undefined) this.barrier = this.appendsQueued;
+    if (this.appendsDone < this.barrier) return;
+    this.barrier = undefined;
     const target = this.written;
-    this.syncing = true;
     this.syncs += 1;
-    this.hooks.sync().then(
+    this.inFlight = this.hooks.sync().then(
       () => {
-        this.syncing = false;
+        this.inFlight = undefined;
         if (this.failure !== undefined) return;
         this.advance(target);
         this.maybeStartSync();
       },
       (error: unknown) => {
-        this.syncing = false;
+        this.inFlight = undefined;
         this.fail(this.hooks.onSyncError(error));
       },
     );

@@ -33,22 +33,23 @@ export async function openLogManager(options: LogManagerOptions): Promise<LogMan
   const fs = options.fs ?? nodeStorageFs;
   const logger = options.logger.child({ logDir: options.logDir });
   await fs.mkdir(options.logDir);
+  const names = await fs.readdir(options.logDir);
   const partitions = new Map<string, TopicPartition>();
-  for (const name of await fs.readdir(options.logDir)) {
+  for (const name of names) {
+    const tp = parsePartitionDirectoryName(name);
+    if (tp !== undefined && (await fs.stat(join(options.logDir, name)))?.isDirectory === true) partitions.set(name, tp);
+  }
+  // Ownership first: nothing in a dir that belongs to another node or cluster is touched.
+  await ensureMetaProperties(fs, options.logDir, { clusterId: options.clusterId, nodeId: options.nodeId }, partitions.size > 0);
+  for (const name of names) {
     const path = join(options.logDir, name);
     if (name.endsWith(DELETED_DIRECTORY_SUFFIX)) {
       logger.info({ directory: name }, 'removing a partition directory whose deletion was interrupted');
       await fs.removeDirectory(path);
-      continue;
-    }
-    if (name.endsWith(TEMP_SUFFIX)) {
+    } else if (name.endsWith(TEMP_SUFFIX)) {
       await fs.unlink(path);
-      continue;
     }
-    const tp = parsePartitionDirectoryName(name);
-    if (tp !== undefined && (await fs.stat(path))?.isDirectory === true) partitions.set(name, tp);
   }
-  await ensureMetaProperties(fs, options.logDir, { clusterId: options.clusterId, nodeId: options.nodeId }, partitions.size > 0);
   await fs.syncDirectory(options.logDir);
   logger.info({ partitionDirectories: partitions.size }, 'log dir opened');
   return new FileLogManager(options.logDir, fs, options.clock, logger, partitions);

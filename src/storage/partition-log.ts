@@ -204,7 +204,14 @@ export class FilePartitionLog implements PartitionLog {
     this.checkUsable('append to', false);
     const located = validateBatchesForAppend(batches, this.configValue);
     // The buffer is the caller's and is stamped in place (offsets, epoch): no copy on the hot path.
-    const appended = await this.queue.run(() => this.appendLocked(batches, located, leaderEpoch));
+    this.groupCommit.appendQueued();
+    const appended = await this.queue.run(async () => {
+      try {
+        return await this.appendLocked(batches, located, leaderEpoch);
+      } finally {
+        this.groupCommit.appendDone();
+      }
+    });
     if (appended.waitForSync) await this.groupCommit.waitDurable(appended.result.lastOffset + 1n);
     return appended.result;
   }
@@ -501,6 +508,8 @@ export class FilePartitionLog implements PartitionLog {
         if (!isNotFound(error)) throw error;
       }
     }
+    // A group-commit sync may still run on the descriptor of a segment that was active a moment ago.
+    await this.groupCommit.idle();
     if (this.readsInFlight === 0) await segment.close();
     else this.retired.push(segment);
   }
@@ -550,6 +559,7 @@ export class FilePartitionLog implements PartitionLog {
         failure = asStorageError(this.health, 'close', active.logPath, error);
       }
     });
+    await this.groupCommit.idle();
     this.groupCommit.fail(new KavkaError('KAFKA_STORAGE_ERROR', `${this.name}: the log is closed`));
     if (this.readsInFlight > 0) await new Promise<void>((resolve) => this.readsDrainedWaiters.push(resolve));
     for (const segment of [...this.segments, ...this.retired.splice(0)]) {
