@@ -83,8 +83,8 @@ describe('a write error (ENOSPC)', () => {
   });
 });
 
-describe('an fsync error (EIO)', () => {
-  it('rejects the appends waiting on it, takes the dir offline, and is never retried', async () => {
+describe('an fsync error', () => {
+  it.each(['EIO', 'ENOSPC'])('(%s) rejects the appends waiting on it, takes the dir offline, and is never retried', async (code) => {
     const fs = new FaultInjectingFs();
     const manager = await open(fs);
     const reasons: string[] = [];
@@ -94,11 +94,11 @@ describe('an fsync error (EIO)', () => {
     const acknowledged: bigint[] = [];
     for (let i = 0; i < 3; i++) acknowledged.push((await orders.appendAsLeader(batch({ tag: i }), 0)).baseOffset);
 
-    fs.failNext('datasync', 'EIO', isOrdersLog);
+    fs.failNext('datasync', code, isOrdersLog);
     const failing = Array.from({ length: 10 }, (_, i) => orders.appendAsLeader(batch({ tag: 100 + i }), 0));
     for (const append of failing) await storageErrorOf(append);
     expect(reasons).toHaveLength(1);
-    expect(reasons[0]).toMatch(/fdatasync .*orders-0.*EIO/);
+    expect(reasons[0]).toMatch(new RegExp(`fdatasync .*orders-0.*${code}`));
     expect(orders.durableEndOffset).toBe(3n);
     const syncsOfOrders = fs.count('datasync', isOrdersLog);
     const syncsAtFailure = fs.count('datasync');
