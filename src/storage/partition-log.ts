@@ -199,6 +199,11 @@ export class FilePartitionLog implements PartitionLog {
 
   // ------------------------------------------------------------------------------ appends
 
+  /**
+   * See PartitionLog.appendAsLeader. The log takes `batches` over: it stamps base offsets, the
+   * leader epoch (and for LogAppendTime the timestamp) in place and writes that memory as is, so
+   * the caller must not change or reuse the buffer until the returned promise settles.
+   */
   async appendAsLeader(batches: Buffer, leaderEpoch: number): Promise<AppendResult> {
     assert(Number.isInteger(leaderEpoch) && leaderEpoch >= -1 && leaderEpoch <= INT32_MAX, `leader epoch ${leaderEpoch} is an int32`);
     this.checkUsable('append to', false);
