@@ -1,7 +1,6 @@
 // `kavka`: the command-line entry point (bin/kavka.js runs this file from dist/). Dispatches
 // `broker`, `topic` and `cat`. Output goes to process.stdout; diagnostics to process.stderr.
 // A failure prints one line naming the Kafka error and exits 1.
-import { runBrokerCommand } from './broker-command.js';
 import { runCatCommand } from './cat-command.js';
 import { CAT_USAGE } from './cat-options.js';
 import { CliError, describeError } from './cli-error.js';
@@ -52,9 +51,13 @@ function drained(): Promise<void> {
 async function main(argv: string[]): Promise<number | 'keep-running'> {
   const [command, ...rest] = argv;
   switch (command) {
-    case 'broker':
+    case 'broker': {
+      // Loaded only here: the broker pulls in storage, the server and their dependencies, which
+      // the client commands do not need at start-up.
+      const { runBrokerCommand } = await import('./broker-command.js');
       await runBrokerCommand(rest);
       return 'keep-running';
+    }
     case 'topic':
     case 'topics':
       try {

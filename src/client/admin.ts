@@ -237,9 +237,18 @@ export class Admin {
    * where no record is that new; a partition's error is returned beside it, not thrown.
    */
   async queryOffsets(queries: { topic: string; partition: number; timestamp: bigint }[]): Promise<{ topic: string; partition: number; offset: string; timestamp: string; error?: KavkaError }[]> {
-    const outcomes = await this.retrying(() => listOffsetsDetailed(this.deps.cluster, this.deps.rpc, queries));
-    return queries.map((q) => {
-      const outcome = outcomes.get(`${q.topic}\u0000${q.partition}`);
+    // A partition asked about twice (two timestamps) goes in separate requests: answers are
+    // keyed by partition.
+    const rounds: (typeof queries)[] = [];
+    const roundOf = queries.map((q) => {
+      const round = rounds.findIndex((r) => !r.some((x) => x.topic === q.topic && x.partition === q.partition));
+      const index = round >= 0 ? round : rounds.push([]) - 1;
+      rounds[index].push(q);
+      return index;
+    });
+    const answers = await this.retrying(() => Promise.all(rounds.map((round) => listOffsetsDetailed(this.deps.cluster, this.deps.rpc, round))));
+    return queries.map((q, i) => {
+      const outcome = answers[roundOf[i]].get(`${q.topic}\u0000${q.partition}`);
       if (outcome === undefined || 'error' in outcome) return { topic: q.topic, partition: q.partition, offset: '-1', timestamp: '-1', error: outcome?.error };
       return { topic: q.topic, partition: q.partition, offset: outcome.offset.toString(), timestamp: outcome.timestamp.toString() };
     });
