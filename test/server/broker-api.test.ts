@@ -165,7 +165,7 @@ describe('operations', () => {
     const reflection = new Reflection(node.clientAddress, grpc.credentials.createInsecure());
     const services = await new Promise<string[]>((resolve, reject) => {
       const stream = (reflection as unknown as { ServerReflectionInfo: () => grpc.ClientDuplexStream<object, { listServicesResponse?: { service: { name: string }[] } }> }).ServerReflectionInfo();
-      stream.on('data', (r) => {
+      stream.on('data', (r: { listServicesResponse?: { service: { name: string }[] } }) => {
         resolve(r.listServicesResponse?.service.map((s) => s.name) ?? []);
         stream.end();
       });
