@@ -121,7 +121,6 @@ export async function runCatProducer(options: CatOptions, io: CatIo): Promise<nu
       await produceStream(input, options, io, sender, progress, () => interrupted);
     }
     await sender.finish();
-    progress?.update(sender.delivered, true);
     progress?.finish();
     await producer.disconnect();
   } catch (error) {
@@ -160,7 +159,7 @@ async function produceStream(input: Readable, options: CatOptions, io: CatIo, se
       }
       // Send what this read completed now: interactive input must not wait for more lines.
       await sender.flush();
-      progress.update(progress === undefined ? 0 : options.lineMode ? bytesRead : sender.queued);
+      progress.update(options.lineMode ? bytesRead : sender.queued);
       if (interrupted()) return;
     }
   } catch (error) {

@@ -55,8 +55,9 @@ export class ProgressBar {
     const now = this.nowMs();
     if (!force && now - this.lastDrawMs < 100) return;
     this.lastDrawMs = now;
-    const line = renderProgress({ label: this.label, done, total: this.total, unit: this.unit, elapsedMs: now - this.startedMs }, this.stream.columns ?? 80);
-    this.stream.write(`\r${line.slice(0, (this.stream.columns ?? 80) - 1)}\x1b[K`);
+    const columns = this.stream.columns > 0 ? this.stream.columns : 80;
+    const line = renderProgress({ label: this.label, done, total: this.total, unit: this.unit, elapsedMs: now - this.startedMs }, columns);
+    this.stream.write(`\r${line.slice(0, columns - 1)}\x1b[K`);
     this.drawn = true;
   }
 
