@@ -104,6 +104,12 @@ function startPolicyOf(options: { fromBeginning?: boolean; fromTimestamp?: numbe
   return options.fromBeginning === true ? { kind: 'earliest' } : { kind: 'latest' };
 }
 
+/**
+ * A consumer retries retriable failures for as long as they last, so its backoff stays short
+ * (Kafka's reconnect.backoff.max.ms): a restarted broker is noticed within a second.
+ */
+const CONSUMER_BACKOFF_MAX_MS = 1_000;
+
 function keyOf(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`;
 }
@@ -294,11 +300,11 @@ export class Consumer {
           await this.resolvePositions();
           const leaderless = this.startFetchLoops();
           failures = 0;
-          if (leaderless) waitMs = backoffMs(0, this.deps.retry, this.deps.random);
+          if (leaderless) waitMs = Math.min(CONSUMER_BACKOFF_MAX_MS, backoffMs(0, this.deps.retry, this.deps.random));
         } catch (error) {
           const failure = toKavkaError(error);
           if (!isRetriable(failure)) throw failure;
-          waitMs = backoffMs(failures++, this.deps.retry, this.deps.random);
+          waitMs = Math.min(CONSUMER_BACKOFF_MAX_MS, backoffMs(failures++, this.deps.retry, this.deps.random));
           this.deps.logger?.debug({ code: failure.code, error: failure.message, delayMs: waitMs }, 'consumer setup failed; retrying');
           await this.deps.sleep(waitMs);
           await this.refreshMetadata();
@@ -447,7 +453,7 @@ export class Consumer {
         // leader) is retried for as long as it lasts, backing off up to maxRetryTimeMs.
         const failure = toKavkaError(error);
         if (!isRetriable(failure)) throw failure;
-        const delay = backoffMs(failures++, this.deps.retry, this.deps.random);
+        const delay = Math.min(CONSUMER_BACKOFF_MAX_MS, backoffMs(failures++, this.deps.retry, this.deps.random));
         const level = failures === this.deps.retry.retries + 1 ? 'warn' : 'debug';
         this.deps.logger?.[level]({ address, code: failure.code, error: failure.message, delayMs: delay, failures }, 'fetch failed; retrying');
         await this.deps.sleep(delay);
@@ -458,7 +464,7 @@ export class Consumer {
       if (!this.running) return;
       const needsRefresh = await this.enqueueDelivery(() => this.deliver(nodeId, response, generations));
       if (needsRefresh) {
-        await this.deps.sleep(backoffMs(0, this.deps.retry, this.deps.random));
+        await this.deps.sleep(Math.min(CONSUMER_BACKOFF_MAX_MS, backoffMs(0, this.deps.retry, this.deps.random)));
         await this.refreshMetadata();
         this.wakeSignal.wake();
       }

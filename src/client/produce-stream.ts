@@ -18,6 +18,8 @@ import { callUnary } from './rpc.js';
 import type { ClientLogger } from './types.js';
 
 interface Outstanding {
+  request: Omit<ProduceRequest, 'correlationId'>;
+  timeoutMs: number;
   resolve: (response: ProduceResponse__Output) => void;
   reject: (error: KavkaError) => void;
   cancelTimer: () => void;
@@ -55,7 +57,7 @@ export class ProduceStreamConnection {
     const correlationId = String(this.nextCorrelationId++);
     return new Promise<ProduceResponse__Output>((resolve, reject) => {
       const cancelTimer = this.clock.schedule(timeoutMs, () => this.onTimeout(correlationId, timeoutMs));
-      this.outstanding.set(correlationId, { resolve, reject, cancelTimer });
+      this.outstanding.set(correlationId, { request, timeoutMs, resolve, reject, cancelTimer });
       if (this.unary) this.sendUnary(correlationId, request, timeoutMs);
       else this.openStream().write({ ...request, correlationId });
     });
@@ -76,8 +78,11 @@ export class ProduceStreamConnection {
     stream.on('error', (error: grpc.ServiceError) => {
       if (this.stream === stream) this.stream = undefined;
       if (error.code === grpc.status.UNIMPLEMENTED) {
+        // Nothing was processed: send what is outstanding again, as unary calls.
         this.logger?.info({ address: this.address }, 'broker has no ProduceStream; using unary Produce');
         this.unary = true;
+        for (const [id, entry] of this.outstanding) this.sendUnary(id, entry.request, entry.timeoutMs);
+        return;
       }
       const failure = error.code === grpc.status.CANCELLED ? new KavkaError('NETWORK_EXCEPTION', `produce stream to ${this.address} was cancelled`, { cause: error }) : fromServiceError(error);
       this.failAll(failure);

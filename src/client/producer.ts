@@ -174,6 +174,8 @@ export class Producer {
   async disconnect(): Promise<void> {
     if (this.state === 'disconnected') return;
     this.state = 'disconnecting';
+    // Sends still waiting for metadata append first, so their records are flushed too.
+    await this.appendChain;
     await this.flush();
     this.cancelTimer?.();
     this.cancelTimer = undefined;

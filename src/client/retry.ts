@@ -3,7 +3,8 @@
 import { isRetriable, toKavkaError, type KavkaError } from '../util/errors.js';
 import type { RetryOptions } from './types.js';
 
-export const DEFAULT_RETRY: RetryOptions = { retries: 5, initialRetryTimeMs: 100, maxRetryTimeMs: 5_000 };
+/** kafkajs's defaults: about 9 s of retrying before a send or an admin call gives up. */
+export const DEFAULT_RETRY: RetryOptions = { retries: 5, initialRetryTimeMs: 300, maxRetryTimeMs: 30_000 };
 
 /** Jitter spreads each delay over [1 - JITTER, 1 + JITTER] of its exponential base. */
 const JITTER = 0.2;
