@@ -13,6 +13,8 @@ import type { FetchRequest__Output } from '../../src/gen/kavka/v1/FetchRequest.j
 import type { FetchResponse } from '../../src/gen/kavka/v1/FetchResponse.js';
 import type { ListOffsetsResponse } from '../../src/gen/kavka/v1/ListOffsetsResponse.js';
 import type { ErrorName } from '../../src/util/errors.js';
+import type { MetadataRequest__Output } from '../../src/gen/kavka/v1/MetadataRequest.js';
+import type { MetadataResponse } from '../../src/gen/kavka/v1/MetadataResponse.js';
 
 const brokers: FakeBroker[] = [];
 const fast = { retries: 5, initialRetryTimeMs: 10, maxRetryTimeMs: 50 };
@@ -36,7 +38,7 @@ describe('producer failover', () => {
     let metadataCalls = 0;
     const produced: string[] = [];
     const nodes: { nodeId: number; port: number }[] = [];
-    const metadata: grpc.handleUnaryCall<unknown, unknown> = (_call, callback) => {
+    const metadata: grpc.handleUnaryCall<MetadataRequest__Output, MetadataResponse> = (_call, callback) => {
       metadataCalls++;
       // Node 1 leads until it has refused a produce; then node 2 does.
       callback(null, metadataAnswer('t', [produced.includes('one') ? 2 : 1], nodes));
@@ -117,7 +119,7 @@ describe('consumer failover', () => {
     const nodes: { nodeId: number; port: number }[] = [];
     const batch = encodeRecordBatch({ records: [{ key: null, value: Buffer.from('from-two'), headers: [], timestamp: 1n }] });
     setBaseOffset(batch, 0n);
-    const metadata: grpc.handleUnaryCall<unknown, unknown> = (_call, callback) => {
+    const metadata: grpc.handleUnaryCall<MetadataRequest__Output, MetadataResponse> = (_call, callback) => {
       metadataCalls++;
       callback(null, metadataAnswer('t', [metadataCalls <= 2 ? 1 : 2], nodes));
     };
