@@ -42,6 +42,7 @@ interface ResolvedProducerConfig {
   compression: CompressionName;
   maxInFlightRequests: number;
   maxRequestSizeBytes: number;
+  maxBufferedBytes: number;
   timeoutMs: number;
   allowAutoTopicCreation: boolean;
   useUnaryProduce: boolean;
@@ -55,6 +56,7 @@ function resolveConfig(config: ProducerConfig): ResolvedProducerConfig {
     compression: config.compression ?? 'none',
     maxInFlightRequests: config.maxInFlightRequests ?? 5,
     maxRequestSizeBytes: config.maxRequestSizeBytes ?? 1_048_576,
+    maxBufferedBytes: config.maxBufferedBytes ?? 32 * 1024 * 1024,
     timeoutMs: config.timeoutMs ?? 30_000,
     allowAutoTopicCreation: config.allowAutoTopicCreation ?? true,
     useUnaryProduce: config.useUnaryProduce ?? false,
@@ -63,6 +65,7 @@ function resolveConfig(config: ProducerConfig): ResolvedProducerConfig {
     ['batchSizeBytes', resolved.batchSizeBytes],
     ['maxInFlightRequests', resolved.maxInFlightRequests],
     ['maxRequestSizeBytes', resolved.maxRequestSizeBytes],
+    ['maxBufferedBytes', resolved.maxBufferedBytes],
     ['timeoutMs', resolved.timeoutMs],
   ];
   for (const [name, value] of positive) {
@@ -113,6 +116,8 @@ export class Producer {
   private timerDueMs = Infinity;
   private refreshing: Promise<void> | undefined;
   private appendChain: Promise<void> = Promise.resolve();
+  /** Record bytes appended and not yet settled; bounded by maxBufferedBytes. */
+  private bufferedBytes = 0;
   private state: ProducerState = 'idle';
 
   constructor(
@@ -142,6 +147,7 @@ export class Producer {
     // Appends happen in send() call order, even when one send waits for metadata: records of
     // consecutive sends to one partition keep their order.
     const appended = this.appendChain.then(async () => {
+      await this.bufferSpace();
       const topic = await this.topicMetadata(record.topic);
       const placements = this.appendAll(topic, record.messages, settings);
       this.afterAppend();
@@ -232,7 +238,11 @@ export class Producer {
     const monotonicMs = this.deps.clock.monotonicMs();
     for (const { partition, record, size } of prepared) {
       const { batch, newBatch } = this.accumulator.append(topic.name, partition, record, size, settings, monotonicMs);
-      if (newBatch) this.track(batch);
+      if (newBatch) {
+        this.track(batch);
+        this.bufferedBytes += batch.sizeBytes - size;
+      }
+      this.bufferedBytes += size;
       let list = placements.get(partition);
       if (list === undefined) {
         list = [];
@@ -245,10 +255,26 @@ export class Producer {
 
   private track(batch: ProducerBatch): void {
     this.unsettled.add(batch);
-    batch.done.then(
-      () => this.unsettled.delete(batch),
-      () => this.unsettled.delete(batch),
-    );
+    const settled = () => {
+      this.unsettled.delete(batch);
+      this.bufferedBytes -= batch.sizeBytes;
+    };
+    batch.done.then(settled, settled);
+  }
+
+  /**
+   * Kafka's buffer.memory: while unsettled records hold maxBufferedBytes, a send waits (sending
+   * lingering batches at once) until some settle. Sends append in order, so one waiting send
+   * holds back the later ones too.
+   */
+  private async bufferSpace(): Promise<void> {
+    while (this.bufferedBytes >= this.config.maxBufferedBytes && this.unsettled.size > 0) {
+      this.drain(true);
+      await Promise.race([...this.unsettled].map((b) => b.done.then(
+        () => undefined,
+        () => undefined,
+      )));
+    }
   }
 
   private async awaitPlacements(topic: string, placements: Map<number, SendPlacement[]>, acks: Acks): Promise<RecordMetadata[]> {

@@ -103,6 +103,11 @@ export interface ProducerConfig {
   maxInFlightRequests?: number;
   /** Upper bound on one produce request's batches, in bytes (Kafka max.request.size). */
   maxRequestSizeBytes?: number;
+  /**
+   * Bytes of records a producer holds before send() waits for acknowledgements (Kafka
+   * buffer.memory). Default 32 MiB.
+   */
+  maxBufferedBytes?: number;
   /** Ack timeout the broker applies (ProduceRequest.timeout_ms). */
   timeoutMs?: number;
   /** kafkajs style: a factory returning the partitioner. Absent = Kafka's default. */

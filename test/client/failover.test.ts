@@ -111,6 +111,34 @@ describe('producer failover', () => {
     await producer.disconnect();
     expect(first.baseOffset).toBe('3');
   });
+  it('holds further sends while maxBufferedBytes of records wait for acknowledgement', async () => {
+    const held: (() => void)[] = [];
+    let requests = 0;
+    const broker = await startFakeBroker({
+      Metadata: (_call, callback) => callback(null, metadataAnswer('t', [1], [{ nodeId: 1, port: broker.port }])),
+      ProduceStream: (call: grpc.ServerDuplexStream<ProduceRequest__Output, ProduceResponse>) => {
+        call.on('data', (request: ProduceRequest__Output) => {
+          requests++;
+          held.push(() => call.write(produceAnswer(request, 'NONE', String(requests - 1))));
+        });
+        call.on('end', () => call.end());
+      },
+    });
+    brokers.push(broker);
+    const producer = new Kavka({ clientId: 'bounded', brokers: [broker.address], retry: fast }).producer({ lingerMs: 0, maxBufferedBytes: 2_000 });
+    // The first send alone fills the buffer: the second may not even append until it settles.
+    const first = producer.send({ topic: 't', messages: [{ value: Buffer.alloc(2_500) }] });
+    const second = producer.send({ topic: 't', messages: [{ value: Buffer.alloc(100) }] });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(requests).toBe(1);
+    held.shift()?.();
+    await first;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(requests).toBe(2);
+    held.shift()?.();
+    await second;
+    await producer.disconnect();
+  });
 });
 
 describe('consumer failover', () => {
