@@ -176,7 +176,7 @@ export class Consumer {
     this.connected = true;
   }
 
-  subscribe(options: SubscribeOptions): Promise<void> {
+  async subscribe(options: SubscribeOptions): Promise<void> {
     if (this.assignment !== null) throw new KavkaError('INVALID_REQUEST', 'subscribe() cannot be mixed with assign()', { retriable: false });
     const topics = options.topics ?? (options.topic === undefined ? [] : [options.topic]);
     if (topics.length === 0) throw new KavkaError('INVALID_TOPIC_EXCEPTION', 'subscribe() needs topics', { retriable: false });
@@ -184,7 +184,6 @@ export class Consumer {
     for (const pattern of topics) this.subscriptions.push({ pattern, start });
     this.assignmentDirty = true;
     this.wakeSignal.wake();
-    return Promise.resolve();
   }
 
   /** Replaces the assignment (Java's assign()); partitions kept keep their positions. */
