@@ -43,6 +43,8 @@ export function grpcStatusFor(code: ErrorName): grpc.status {
     case 'NOT_CONTROLLER':
     case 'COORDINATOR_NOT_AVAILABLE':
     case 'KAFKA_STORAGE_ERROR':
+    case 'BROKER_NOT_AVAILABLE':
+    case 'REPLICA_NOT_AVAILABLE':
       return grpc.status.UNAVAILABLE;
     case 'REQUEST_TIMED_OUT':
       return grpc.status.DEADLINE_EXCEEDED;

@@ -11,6 +11,8 @@ import type { FetchPartitionResponse } from '../gen/kavka/v1/FetchPartitionRespo
 import type { ConsumedRecord } from '../gen/kavka/v1/ConsumedRecord.js';
 import type { ServerContext } from './context.js';
 import { answerError, checkDecoded } from './request-guard.js';
+import { failStream, shuttingDownError, type StreamRegistry } from './stream-registry.js';
+import { toServiceError } from '../proto/index.js';
 
 /** Kafka's max.partition.fetch.bytes default, used when a request gives 0. */
 export const DEFAULT_PARTITION_FETCH_BYTES = 1_048_576;
@@ -26,19 +28,33 @@ interface FetchPlan {
 }
 
 export class FetchHandler {
-  constructor(private readonly context: ServerContext) {}
+  constructor(
+    private readonly context: ServerContext,
+    private readonly streams: StreamRegistry,
+  ) {}
 
   async fetchOnce(request: FetchRequest__Output, call: grpc.ServerUnaryCall<FetchRequest__Output, FetchResponse>): Promise<FetchResponse> {
     const plan = this.plan(request);
     const abort = new AbortController();
     call.on('cancelled', () => abort.abort());
-    const results = await this.context.replicaManager.fetch(plan.requests, { ...plan, signal: abort.signal });
-    return this.toResponse(results, plan);
+    // On shutdown a long-poll answers at once with what it has.
+    const unregister = this.streams.add(() => abort.abort());
+    try {
+      const results = await this.context.replicaManager.fetch(plan.requests, { ...plan, signal: abort.signal });
+      return this.toResponse(results, plan);
+    } finally {
+      unregister();
+    }
   }
 
   /** Follows the log: sends each non-empty read, advancing offsets, until cancelled or an error. */
   fetchStream(call: grpc.ServerWritableStream<FetchRequest__Output, FetchResponse>): void {
     const abort = new AbortController();
+    let shuttingDown = false;
+    const unregister = this.streams.add(() => {
+      shuttingDown = true;
+      abort.abort();
+    });
     call.on('cancelled', () => abort.abort());
     call.on('error', () => abort.abort());
     const run = async () => {
@@ -56,11 +72,14 @@ export class FetchHandler {
         if (failed) break;
         for (const [i, r] of results.entries()) plan.requests[i].fetchOffset = r.nextFetchOffset;
       }
-      call.end();
+      if (shuttingDown) failStream(call, toServiceError(shuttingDownError(this.context.nodeId)));
+      else call.end();
     };
-    run().catch((error: unknown) => {
-      if (!abort.signal.aborted) call.destroy(answerError(error, this.context.logger, 'FetchStream') as unknown as Error);
-    });
+    run()
+      .catch((error: unknown) => {
+        if (!abort.signal.aborted || shuttingDown) failStream(call, answerError(error, this.context.logger, 'FetchStream'));
+      })
+      .finally(unregister);
   }
 
   private plan(request: FetchRequest__Output): FetchPlan {

@@ -9,6 +9,7 @@ import type { Listener } from '../config/index.js';
 import type { ServerContext } from './context.js';
 import { KavkaService } from './kavka-service.js';
 import { tolerantDefinition } from './request-guard.js';
+import { StreamRegistry } from './stream-registry.js';
 
 /** Room for protobuf framing around the largest batch, so an oversized batch reaches the broker and gets MESSAGE_TOO_LARGE. */
 const RECEIVE_LIMIT_FLOOR_BYTES = 64 * 1024 * 1024;
@@ -24,6 +25,7 @@ export class GrpcServers {
   private readonly servers: grpc.Server[] = [];
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING', 'kavka.v1.Kavka': 'NOT_SERVING' });
   readonly bound: BoundListener[] = [];
+  private readonly streams = new StreamRegistry();
 
   constructor(private readonly context: ServerContext) {}
 
@@ -39,7 +41,7 @@ export class GrpcServers {
         'grpc.max_send_message_length': sendLimit,
         'grpc.keepalive_permit_without_calls': 1,
       });
-      const service = new KavkaService(this.context, listener.name);
+      const service = new KavkaService(this.context, listener.name, this.streams);
       server.addService(tolerantDefinition(kavka.kavka.v1.Kavka.service), service.handlers() as unknown as grpc.UntypedServiceImplementation);
       this.health.addToServer(server);
       reflection.addToServer(server);
@@ -64,6 +66,7 @@ export class GrpcServers {
   /** Stops accepting calls, lets running ones finish for up to graceMs, then cancels the rest. */
   async close(graceMs: number): Promise<void> {
     this.setServing(false);
+    this.streams.closeAll();
     await Promise.all(
       this.servers.map(
         (server) =>

@@ -21,6 +21,8 @@ import type { CreatableTopic__Output } from '../gen/kavka/v1/CreatableTopic.js';
 import type { ReplicaAssignment__Output } from '../gen/kavka/v1/ReplicaAssignment.js';
 import type { ServerContext } from './context.js';
 import { answerError, checkDecoded, unary } from './request-guard.js';
+import { failStream, shuttingDownError, type StreamRegistry } from './stream-registry.js';
+import { toServiceError } from '../proto/index.js';
 import { FetchHandler } from './fetch-handler.js';
 import { ConfigHandler } from './config-handler.js';
 
@@ -54,8 +56,9 @@ export class KavkaService {
     private readonly context: ServerContext,
     /** The listener this service instance answers on; Metadata gives endpoints of this listener. */
     private readonly listenerName: string,
+    private readonly streams: StreamRegistry,
   ) {
-    this.fetchHandler = new FetchHandler(context);
+    this.fetchHandler = new FetchHandler(context, streams);
     this.configHandler = new ConfigHandler(context);
   }
 
@@ -208,17 +211,39 @@ export class KavkaService {
     await this.afterChange(controller.createTopics(missing.map((name) => ({ name, configs: {}, assignments: new Map() })), false));
   }
 
+  /**
+   * Requests on one stream start their appends in arrival order (so appends to a partition keep
+   * the stream's order) and are answered in arrival order. At most PRODUCE_STREAM_IN_FLIGHT_MAX
+   * are outstanding; past that the server stops reading the stream (transport backpressure).
+   * A request-level failure ends the stream with that status after the responses before it.
+   */
   private produceStream(call: grpc.ServerDuplexStream<ProduceRequest__Output, ProduceResponse>): void {
     const { logger } = this.context;
-    // `started` orders the start of each request's appends; `written` orders the responses.
     let started: Promise<unknown> = Promise.resolve();
     let written: Promise<unknown> = Promise.resolve();
     let inFlight = 0;
-    let ended = false;
-    const finishIfDone = () => {
-      if (ended && inFlight === 0) call.end();
+    let finished = false;
+    let clientEnded = false;
+    let shuttingDown = false;
+    const finish = (error?: ReturnType<typeof toServiceError>) => {
+      if (finished) return;
+      finished = true;
+      unregister();
+      if (error === undefined) call.end();
+      else failStream(call, error);
     };
+    const finishIfDrained = () => {
+      if (inFlight > 0) return;
+      if (shuttingDown) finish(toServiceError(shuttingDownError(this.context.nodeId)));
+      else if (clientEnded) finish();
+    };
+    const unregister = this.streams.add(() => {
+      shuttingDown = true;
+      call.pause();
+      finishIfDrained();
+    });
     call.on('data', (request: ProduceRequest__Output) => {
+      if (finished || shuttingDown) return;
       inFlight += 1;
       if (inFlight >= PRODUCE_STREAM_IN_FLIGHT_MAX) call.pause();
       const start = started.then(() => {
@@ -229,20 +254,24 @@ export class KavkaService {
       const response = start.then(({ response }) => response);
       written = Promise.all([written, response.catch(() => undefined)]).then(async () => {
         try {
-          if (!call.cancelled) call.write(await response);
+          const value = await response;
+          if (!finished && !call.cancelled) call.write(value);
         } catch (error) {
-          // A request-level failure on a stream fails the stream: the client retries its in-flight requests.
-          call.destroy(answerError(error, logger, 'ProduceStream') as unknown as Error);
+          finish(answerError(error, logger, 'ProduceStream'));
         } finally {
           inFlight -= 1;
-          if (inFlight < PRODUCE_STREAM_IN_FLIGHT_MAX && call.isPaused()) call.resume();
-          finishIfDone();
+          if (!shuttingDown && inFlight < PRODUCE_STREAM_IN_FLIGHT_MAX && call.isPaused()) call.resume();
+          finishIfDrained();
         }
       });
     });
     call.on('end', () => {
-      ended = true;
-      finishIfDone();
+      clientEnded = true;
+      finishIfDrained();
+    });
+    call.on('cancelled', () => {
+      finished = true;
+      unregister();
     });
     call.on('error', (error) => logger.debug({ err: error }, 'produce stream closed by the client'));
   }
