@@ -119,9 +119,7 @@ export class Cluster {
     let lastError: unknown;
     for (const address of this.candidateAddresses()) {
       try {
-        // The proto has no "no topics" form: an empty list answers every topic, and the cache
-        // keeps only the requested ones unless allTopics is set.
-        const response = await this.rpc.metadata(address, { topics, allowAutoTopicCreation });
+        const response = await this.rpc.metadata(address, { topics, allowAutoTopicCreation, brokersOnly: topics.length === 0 && !allTopics });
         return this.apply(response, address, topics, allTopics);
       } catch (error) {
         lastError = error;

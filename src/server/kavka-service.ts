@@ -92,7 +92,7 @@ export class KavkaService {
     const { controller, config } = this.context;
     if (request.allowAutoTopicCreation) await this.autoCreate(request.topics);
     const image = controller.image;
-    const names = request.topics.length === 0 ? [...image.topics.keys()].sort() : request.topics;
+    const names = request.topics.length > 0 ? request.topics : request.brokersOnly ? [] : [...image.topics.keys()].sort();
     const topics: TopicMetadata[] = names.map((name) => {
       const topic = image.topic(name);
       if (topic === undefined) {

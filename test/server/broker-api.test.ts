@@ -48,6 +48,14 @@ describe('produce and fetch', () => {
     expect(metadata.ok && metadata.value.topics[0].partitions).toHaveLength(2);
   });
 
+  it('answers brokers only when asked, and every topic for an empty list otherwise', async () => {
+    const brokersOnly = await call<object, MetadataResponse__Output>(client, 'Metadata', { brokersOnly: true });
+    expect(brokersOnly.ok && brokersOnly.value.topics).toEqual([]);
+    expect(brokersOnly.ok && brokersOnly.value.brokers.map((b) => b.nodeId)).toEqual([1]);
+    const all = await call<object, MetadataResponse__Output>(client, 'Metadata', {});
+    expect(all.ok && all.value.topics.map((t) => t.name)).toContain('auto');
+  });
+
   it('fetches from an offset inside a batch, returning records from that offset on', async () => {
     const result = await fetchRecords('auto', '1');
     expect(result.ok).toBe(true);

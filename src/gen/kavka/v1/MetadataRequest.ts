@@ -4,22 +4,30 @@
 
 export interface MetadataRequest {
   /**
-   * Topics to describe; empty = every topic.
+   * Topics to describe; empty = every topic (unless brokers_only).
    */
   'topics'?: (string)[];
   /**
    * Create missing topics when the broker's auto.create.topics.enable is true.
    */
   'allowAutoTopicCreation'?: (boolean);
+  /**
+   * With an empty topic list: answer brokers and the controller only, no topics.
+   */
+  'brokersOnly'?: (boolean);
 }
 
 export interface MetadataRequest__Output {
   /**
-   * Topics to describe; empty = every topic.
+   * Topics to describe; empty = every topic (unless brokers_only).
    */
   'topics': (string)[];
   /**
    * Create missing topics when the broker's auto.create.topics.enable is true.
    */
   'allowAutoTopicCreation': (boolean);
+  /**
+   * With an empty topic list: answer brokers and the controller only, no topics.
+   */
+  'brokersOnly': (boolean);
 }

@@ -7,7 +7,9 @@ export interface PartitionProduceData {
   'partition'?: (number);
   /**
    * One or more Kafka RecordBatch v2 batches back to back (the fast path). The broker checks
-   * size, CRC and framing, then stamps base offset and leader epoch.
+   * size, CRC and framing, then stamps base offset and leader epoch. The batches are appended
+   * together and contiguously: the first gets base_offset, each next one starts right after the
+   * previous one's last offset, and last_offset is the last offset of the last batch.
    */
   'batches'?: (Buffer | Uint8Array | string);
   /**
@@ -20,7 +22,9 @@ export interface PartitionProduceData__Output {
   'partition': (number);
   /**
    * One or more Kafka RecordBatch v2 batches back to back (the fast path). The broker checks
-   * size, CRC and framing, then stamps base offset and leader epoch.
+   * size, CRC and framing, then stamps base offset and leader epoch. The batches are appended
+   * together and contiguously: the first gets base_offset, each next one starts right after the
+   * previous one's last offset, and last_offset is the last offset of the last batch.
    */
   'batches': (Buffer);
   /**
