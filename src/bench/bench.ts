@@ -2,17 +2,17 @@
 // report msgs/s, MB/s and produce latency (p50/p99 per send() call), once per flush policy
 // (log.flush.policy=batch and os, set per topic through its flush.policy config).
 //
-// Without --brokers it starts one broker in this process (port 0, a temp dir), so client and
-// broker share one event loop: the figures are a floor for that setup, comparable between the
-// two policies of one run, not with another machine or day (DESIGN.md section 9). It reports;
-// it never fails on time.
+// Without --brokers it starts one `kavka broker` process per policy (port 0, a temp dir), so the
+// client and the broker each have their own event loop, as in a deployment. Figures compare the
+// two policies of one run, not runs on another machine or day (DESIGN.md section 9). Besides
+// throughput under load it measures latency at low load: one record per send, one send at a
+// time, no linger. It reports; it never fails on time.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { startBroker } from '../broker/index.js';
-import { silentLogger } from '../util/logger.js';
+import { startBrokerProcess } from '../harness/index.js';
 import { Kavka, type Message } from '../client/index.js';
 
 interface BenchOptions {
@@ -27,11 +27,13 @@ interface BenchOptions {
   messagesPerSend: number;
   sendsOutstanding: number;
   acks: -1 | 0 | 1;
+  latencySends: number;
 }
 
 const USAGE = `usage: npm run bench -- [--brokers host:port] [--records 200000] [--seconds 20]
   [--record-bytes 1024] [--partitions 3] [--policies batch,os] [--batch-size 16384]
-  [--linger-ms 5] [--messages-per-send 100] [--sends-outstanding 64] [--acks -1]`;
+  [--linger-ms 5] [--messages-per-send 100] [--sends-outstanding 64] [--acks -1]
+  [--latency-sends 2000]`;
 
 function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -48,6 +50,7 @@ function parseOptions(argv: string[]): BenchOptions {
       'messages-per-send': { type: 'string', default: '100' },
       'sends-outstanding': { type: 'string', default: '64' },
       acks: { type: 'string', default: '-1' },
+      'latency-sends': { type: 'string', default: '2000' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -76,6 +79,7 @@ function parseOptions(argv: string[]): BenchOptions {
     messagesPerSend: int('messages-per-send', values['messages-per-send'], 1),
     sendsOutstanding: int('sends-outstanding', values['sends-outstanding'], 1),
     acks: acks as -1 | 0 | 1,
+    latencySends: int('latency-sends', values['latency-sends'], 0),
   };
 }
 
@@ -120,6 +124,21 @@ async function producePhase(kavka: Kavka, topic: string, options: BenchOptions):
   return { records: acked, bytes: acked * options.recordBytes, seconds, latenciesMs: latencies.sort((a, b) => a - b) };
 }
 
+/** One record per send, each awaited before the next, linger 0: the latency a lone producer sees. */
+async function latencyPhase(kavka: Kavka, topic: string, options: BenchOptions): Promise<number[]> {
+  const producer = kavka.producer({ lingerMs: 0, acks: options.acks });
+  await producer.connect();
+  const value = randomBytes(options.recordBytes);
+  const latencies: number[] = [];
+  for (let i = 0; i < options.latencySends; i++) {
+    const sentAt = performance.now();
+    await producer.send({ topic, messages: [{ value }] });
+    latencies.push(performance.now() - sentAt);
+  }
+  await producer.disconnect();
+  return latencies.sort((a, b) => a - b);
+}
+
 async function consumePhase(kavka: Kavka, topic: string, expected: number): Promise<PhaseResult> {
   const consumer = kavka.consumer({ maxWaitTimeMs: 100, maxBytesPerPartition: 4 * 1024 * 1024, maxBytes: 32 * 1024 * 1024 });
   await consumer.connect();
@@ -151,15 +170,7 @@ async function runPolicy(policy: 'batch' | 'os', options: BenchOptions): Promise
   let brokers = options.brokers;
   if (brokers === undefined) {
     const dataDir = await mkdtemp(join(tmpdir(), 'kavka-bench-'));
-    const broker = await startBroker({
-      overrides: {
-        listeners: 'CLIENT://127.0.0.1:0,INTERNAL://127.0.0.1:0',
-        'admin.listener': '127.0.0.1:0',
-        'log.dirs': dataDir,
-        'log.flush.policy': policy,
-      },
-      logger: silentLogger(),
-    });
+    const broker = await startBrokerProcess(dataDir, { 'log.flush.policy': policy });
     brokers = [broker.clientAddress];
     stopBroker = async () => {
       await broker.stop();
@@ -179,6 +190,10 @@ async function runPolicy(policy: 'batch' | 'os', options: BenchOptions): Promise
     process.stdout.write(`  produce latency per send() of ${options.messagesPerSend} records: p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms\n`);
     const consumed = await consumePhase(kavka, topic, produced.records);
     process.stdout.write(`  consume: ${rates(consumed)}\n`);
+    if (options.latencySends > 0) {
+      const lone = await latencyPhase(kavka, topic, options);
+      process.stdout.write(`  latency at low load (${lone.length} sends of 1 record, one at a time): p50 ${percentile(lone, 50).toFixed(2)} ms, p99 ${percentile(lone, 99).toFixed(2)} ms\n`);
+    }
   } finally {
     await stopBroker?.();
   }
@@ -189,7 +204,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `kavka bench: ${options.records} records of ${options.recordBytes} B (or ${options.seconds} s), ${options.partitions} partitions, ` +
       `batch.size ${options.batchSizeBytes}, linger.ms ${options.lingerMs}, acks ${options.acks}, ${options.sendsOutstanding} sends of ${options.messagesPerSend} outstanding; ` +
-      `${options.brokers === undefined ? 'broker in this process' : `brokers ${options.brokers.join(',')}`}\n`,
+      `${options.brokers === undefined ? 'one broker process per policy' : `brokers ${options.brokers.join(',')}`}\n`,
   );
   for (const policy of options.policies) await runPolicy(policy, options);
 }

@@ -1,0 +1,1 @@
+export { startBrokerProcess, KAVKA_CLI, type BrokerProcess } from './broker-process.js';
