@@ -1,0 +1,61 @@
+// Single-server membership changes (Ongaro's thesis §4.1). Pure functions over ClusterConfig.
+//
+// Kavka applies a configuration entry as soon as it is appended to a server's log, committed or
+// not (the thesis' rule), and reverts it if the entry is truncated. The leader proposes a change
+// only after it has committed an entry of its own term (the fix to the single-server algorithm
+// published on raft-dev in 2015) and only when no other change is uncommitted, so at most one
+// uncommitted configuration exists and consecutive configurations differ by one voter.
+
+import { assert } from '../util/assert.js';
+import type { ClusterConfig, ConfigChange, NodeId } from './types.js';
+
+/** Why a change cannot apply to a configuration; undefined when it can. */
+export function validateConfigChange(config: ClusterConfig, change: ConfigChange): string | undefined {
+  const voter = config.voters.includes(change.nodeId);
+  const learner = config.learners.includes(change.nodeId);
+  switch (change.type) {
+    case 'add-voter':
+      return voter ? `node ${change.nodeId} is already a voter` : undefined;
+    case 'remove-voter':
+      if (!voter) return `node ${change.nodeId} is not a voter`;
+      return config.voters.length === 1 ? 'cannot remove the last voter' : undefined;
+    case 'add-learner':
+      if (voter) return `node ${change.nodeId} is a voter`;
+      return learner ? `node ${change.nodeId} is already a learner` : undefined;
+    case 'remove-learner':
+      return learner ? undefined : `node ${change.nodeId} is not a learner`;
+  }
+}
+
+/** The configuration after `change`. Precondition: validateConfigChange returned undefined. */
+export function applyConfigChange(config: ClusterConfig, change: ConfigChange): ClusterConfig {
+  const problem = validateConfigChange(config, change);
+  assert(problem === undefined, `config change ${change.type} ${change.nodeId}: ${problem}`);
+  const without = (ids: readonly NodeId[]) => ids.filter((id) => id !== change.nodeId);
+  const sorted = (ids: NodeId[]) => ids.sort((a, b) => a - b);
+  switch (change.type) {
+    case 'add-voter':
+      return makeConfig(sorted([...config.voters, change.nodeId]), without(config.learners));
+    case 'remove-voter':
+      return makeConfig(without(config.voters), config.learners);
+    case 'add-learner':
+      return makeConfig(config.voters, sorted([...config.learners, change.nodeId]));
+    case 'remove-learner':
+      return makeConfig(config.voters, without(config.learners));
+  }
+}
+
+/** A checked configuration: sorted, duplicate-free, disjoint, at least one voter. */
+export function makeConfig(voters: readonly NodeId[], learners: readonly NodeId[] = []): ClusterConfig {
+  const v = [...new Set(voters)].sort((a, b) => a - b);
+  const l = [...new Set(learners)].sort((a, b) => a - b);
+  assert(v.length > 0, 'a configuration has at least one voter');
+  assert(v.length === voters.length && l.length === learners.length, 'configuration lists hold no duplicates');
+  assert(!l.some((id) => v.includes(id)), 'voters and learners are disjoint');
+  return { voters: v, learners: l };
+}
+
+export function formatConfig(config: ClusterConfig): string {
+  const learners = config.learners.length > 0 ? ` learners=(${config.learners.join(',')})` : '';
+  return `voters=(${config.voters.join(',')})${learners}`;
+}

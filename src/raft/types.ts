@@ -1,0 +1,98 @@
+// Plain data shared by the Raft core, its driver and its tests. Nothing here has behaviour beyond
+// small pure helpers: every value is a plain object so the driver can encode it to protobuf and
+// to `level` without knowing the core's internals.
+
+/** A Raft server's id (Kafka's node.id). Any integer; absence is `undefined`, never a sentinel. */
+export type NodeId = number;
+
+/**
+ * One membership change. Changes are single-server (Ongaro's thesis §4.1): each changes the voter
+ * set by at most one member, so any two consecutive configurations have overlapping majorities.
+ * - add-voter: a learner or a new server becomes a voter.
+ * - remove-voter: a voter leaves the configuration entirely (the last voter cannot be removed).
+ * - add-learner: a new server receives the log without voting (Kafka's observer, a broker-only node).
+ * - remove-learner: a learner leaves.
+ */
+export type ConfigChange =
+  | { readonly type: 'add-voter'; readonly nodeId: NodeId }
+  | { readonly type: 'remove-voter'; readonly nodeId: NodeId }
+  | { readonly type: 'add-learner'; readonly nodeId: NodeId }
+  | { readonly type: 'remove-learner'; readonly nodeId: NodeId };
+
+/** A membership configuration. Invariant: voters and learners are disjoint, sorted, non-empty voters. */
+export interface ClusterConfig {
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+}
+
+/**
+ * What an entry carries.
+ * - normal: application data (a metadata record batch), opaque to Raft.
+ * - noop: appended by every new leader so it can commit an entry of its own term (§5.4.2, §8);
+ *   the application skips it.
+ * - config: a membership change; it takes effect on every server as soon as it is appended to that
+ *   server's log, committed or not (thesis §4.1), and is undone if the entry is truncated.
+ */
+export type EntryPayload =
+  | { readonly kind: 'normal'; readonly data: Uint8Array }
+  | { readonly kind: 'noop' }
+  | { readonly kind: 'config'; readonly change: ConfigChange };
+
+/** A log entry. Indexes start at 1; terms start at 1 (term 0 is "before any entry"). */
+export interface Entry {
+  readonly index: number;
+  readonly term: number;
+  readonly payload: EntryPayload;
+}
+
+/**
+ * The state that must be durable before any message that depends on it is sent.
+ * Invariant (across Readies): term never decreases; commit never decreases; within one term,
+ * votedFor never changes once set.
+ */
+export interface HardState {
+  readonly term: number;
+  readonly votedFor: NodeId | undefined;
+  readonly commit: number;
+}
+
+/** Which entries a snapshot covers: every entry up to and including `index`, which had `term`. */
+export interface SnapshotMetadata {
+  readonly index: number;
+  readonly term: number;
+  /** The configuration as of `index` (the latest config entry at or before it). */
+  readonly config: ClusterConfig;
+}
+
+/** An application snapshot: the state machine after applying entries 1..metadata.index. */
+export interface Snapshot {
+  readonly metadata: SnapshotMetadata;
+  readonly data: Uint8Array;
+}
+
+export type RoleKind = 'follower' | 'pre-candidate' | 'candidate' | 'leader';
+
+/** Volatile state, for observers (the controller asks "who leads?"). Never persisted. */
+export interface SoftState {
+  readonly role: RoleKind;
+  readonly leaderId: NodeId | undefined;
+  readonly term: number;
+}
+
+export function isVoter(config: ClusterConfig, id: NodeId): boolean {
+  return config.voters.includes(id);
+}
+
+export function isMember(config: ClusterConfig, id: NodeId): boolean {
+  return config.voters.includes(id) || config.learners.includes(id);
+}
+
+/** Every member, voters first; the leader replicates to all of them. */
+export function members(config: ClusterConfig): NodeId[] {
+  return [...config.voters, ...config.learners];
+}
+
+/** A majority of the voters. */
+export function quorumSize(config: ClusterConfig): number {
+  return Math.floor(config.voters.length / 2) + 1;
+}
