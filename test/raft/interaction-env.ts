@@ -11,6 +11,8 @@
 //   propose-conf-change <id> <add-voter|remove-voter|add-learner|remove-learner> <node>
 //   transfer-leadership <from> <to>
 //   tick <id> [count] | tick-election <id> | tick-heartbeat <id>
+//   set-random <id> <r>             random() returns r from now on: the node's election timeout,
+//                                   from its next reset, is T + floor(r * T) (tick-election's count)
 //   process-ready <N...>            print each Ready, persist, queue its messages, apply, advance
 //   deliver-msgs <N...>             deliver every queued message addressed to these nodes
 //   drop-msgs <N...>                discard them
@@ -19,7 +21,7 @@
 //   compact <id> <index>            snapshot the state machine at <index> and compact
 //   restart <id>                    crash and restart from durable storage only
 //   isolate <id> | cut <a> <b> | cut-one-way <from> <to> | heal
-// Election timeouts are not randomized here (random() = 0), so tick-election is exact.
+// Election timeouts are not randomized unless set-random says so, so tick-election is exact.
 
 import { assert } from '../../src/util/assert.js';
 import {
@@ -44,6 +46,8 @@ interface EnvNode {
   bootstrapVoters: NodeId[];
   bootstrapLearners: NodeId[];
   lastSoftState: string;
+  /** What random() returns for this node: its election timeout is T + floor(r * T) ticks. */
+  randomValue: number;
 }
 
 const encoder = new TextEncoder();
@@ -81,8 +85,14 @@ export class InteractionEnv {
       case 'tick':
         this.tick(ids()[0], positional[1] === undefined ? 1 : Number(positional[1]));
         break;
-      case 'tick-election':
-        this.tick(ids()[0], this.node(ids()[0]).options.electionTimeoutTicks);
+      case 'tick-election': {
+        const node = this.node(ids()[0]);
+        const t = node.options.electionTimeoutTicks;
+        this.tick(ids()[0], t + Math.floor(node.randomValue * t));
+        break;
+      }
+      case 'set-random':
+        this.node(ids()[0]).randomValue = Number(positional[1]);
         break;
       case 'tick-heartbeat':
         this.tick(ids()[0], this.node(ids()[0]).options.heartbeatIntervalTicks);
@@ -148,7 +158,7 @@ export class InteractionEnv {
         id,
         electionTimeoutTicks: Number(named.get('election') ?? 10),
         heartbeatIntervalTicks: Number(named.get('heartbeat') ?? 1),
-        random: () => 0,
+        random: () => this.nodes.get(id)?.randomValue ?? 0,
         preVote: (named.get('prevote') ?? 'true') === 'true',
         checkQuorum: (named.get('checkquorum') ?? 'true') === 'true',
         maxEntriesPerAppend: Number(named.get('max-entries') ?? 64),
@@ -164,6 +174,7 @@ export class InteractionEnv {
         bootstrapVoters: voters,
         bootstrapLearners: learners,
         lastSoftState: '',
+        randomValue: 0,
       });
       out.push(`node ${id}: ${formatConfig(makeConfig(voters, learners))}`);
     }
