@@ -579,9 +579,12 @@ export class RaftCore {
       // A leader of an older term. We may have advanced our term while partitioned and now ignore
       // its votes (lease) while it ignores ours; tell it our term so it steps down.
       this.send({ type: 'heartbeat-response', from: this.id, to: m.from, term: this.term });
-    } else if (m.type === 'vote' && m.preVote) {
-      // Let a pre-candidate from an older term learn ours and become a follower.
-      this.send({ type: 'vote-response', from: this.id, to: m.from, term: this.term, preVote: true, granted: false });
+    } else if (m.type === 'vote') {
+      // Reject with our term (§5.1: every reply carries the receiver's term) so a candidate from
+      // an older term catches up. It matters after membership changes: a server whose stale
+      // configuration still lists us may hear from no one else, since the others' configurations
+      // no longer include it, and would otherwise campaign in old terms forever.
+      this.send({ type: 'vote-response', from: this.id, to: m.from, term: this.term, preVote: m.preVote, granted: false });
     }
   }
 

@@ -1,0 +1,574 @@
+// A deterministic simulation of a Raft cluster (in the spirit of TigerBeetle's VOPR and Kafka's
+// RaftEventSimulationTest). One seeded PRNG drives everything: message loss, duplication, delay
+// (hence reordering), partitions (symmetric and one-way), crashes and restarts (only what a node
+// persisted survives, and a Ready may be caught half-way: not yet persisted), client proposals,
+// compaction, membership changes and leadership transfers. The same seed replays exactly.
+//
+// Named checkers run incrementally as events happen (never a rescan of every log per step):
+//   SingleLeaderPerTerm  at most one leader per term, ever
+//   LogMatching          two persisted entries with the same index and term have the same
+//                        payload and the same previous term (so, by induction, the same prefix)
+//   LeaderCompleteness   a new leader of term T holds every entry known committed before T
+//   StateMachineSafety   no two nodes apply different entries at an index, a node never applies
+//                        a different entry at an index again (after a restart), snapshots agree
+//   CommittedNeverLost   durable state never drops or rewrites a committed entry, and a
+//                        restarted node's commit index never goes back
+// Then a liveness phase: heal everything, restart every node, and require a leader and the
+// commitment of a new proposal on every member within a tick budget.
+
+import {
+  RaftCore,
+  makeConfig,
+  members,
+  type ClusterConfig,
+  type ConfigChange,
+  type Entry,
+  type Message,
+  type NodeId,
+  type RaftOptions,
+  type Ready,
+} from '../../src/raft/index.js';
+import { formatEntry, formatMessage } from './format.js';
+import { MemoryStorage } from './memory-storage.js';
+import { Prng } from './prng.js';
+import { TestStateMachine } from './state-machine.js';
+
+export interface SimulationOptions {
+  readonly seed: number;
+  /** Initial voters (ids 1..nodes); one more node (nodes + 1) starts outside the configuration. */
+  readonly nodes: number;
+  readonly faultTicks?: number;
+  readonly livenessBudgetTicks?: number;
+  /** Keep a trace of events (for replaying a failure). */
+  readonly trace?: boolean;
+}
+
+export interface SimulationResult {
+  readonly seed: number;
+  readonly committed: number;
+  readonly elections: number;
+  readonly crashes: number;
+  readonly messagesDelivered: number;
+  readonly livenessTicks: number;
+  readonly trace: string[];
+}
+
+export class SimulationFailure extends Error {
+  constructor(
+    readonly seed: number,
+    readonly nodes: number,
+    readonly checker: string,
+    detail: string,
+    readonly trace: string[],
+  ) {
+    super(
+      `${checker}: ${detail}\nseed=${seed} nodes=${nodes}\n` +
+        `replay: npm run sim -- --seeds 1 --start ${seed} --nodes ${nodes} --trace`,
+    );
+    this.name = 'SimulationFailure';
+  }
+}
+
+interface InFlight {
+  readonly message: Message;
+  readonly deliverAt: number;
+}
+
+interface SimNode {
+  readonly id: NodeId;
+  readonly options: RaftOptions;
+  core: RaftCore | undefined; // undefined while crashed
+  readonly storage: MemoryStorage;
+  stateMachine: TestStateMachine;
+  /** A Ready handed out but not yet persisted (a slow disk); a crash loses it. */
+  pending: Ready | undefined;
+  wasLeaderInTerm: number;
+}
+
+interface CommittedEntry {
+  readonly term: number;
+  readonly digest: string;
+  /** The entry was committed in some term <= this (the lowest term of a node seen applying it). */
+  termBound: number;
+}
+
+const encoder = new TextEncoder();
+const ELECTION_TIMEOUT_TICKS = 10;
+const HEARTBEAT_INTERVAL_TICKS = 2;
+
+export function runSimulation(options: SimulationOptions): SimulationResult {
+  return new Simulation(options).run();
+}
+
+class Simulation {
+  private readonly prng: Prng;
+  private readonly seed: number;
+  private readonly voterCount: number;
+  private readonly faultTicks: number;
+  private readonly livenessBudgetTicks: number;
+  private readonly traceEnabled: boolean;
+  private readonly trace: string[] = [];
+  private readonly nodes: SimNode[] = [];
+  private readonly bootstrap: ClusterConfig;
+  private now = 0;
+  private inFlight: InFlight[] = [];
+  private readonly cutLinks = new Set<string>();
+
+  // Fault rates, drawn per seed.
+  private readonly dropRate: number;
+  private readonly duplicateRate: number;
+  private readonly maxDelayTicks: number;
+  private readonly slowDiskRate: number;
+  private faultsOn = true;
+
+  // Checker state.
+  private readonly leaderOfTerm = new Map<number, NodeId>();
+  private readonly entriesByKey = new Map<string, { digest: string; prevTerm: number }>();
+  private readonly committed = new Map<number, CommittedEntry>();
+  private maxCommittedIndex = 0;
+
+  private proposals = 0;
+  private elections = 0;
+  private crashes = 0;
+  private delivered = 0;
+
+  constructor(options: SimulationOptions) {
+    this.seed = options.seed;
+    this.prng = new Prng(options.seed);
+    this.voterCount = options.nodes;
+    this.faultTicks = options.faultTicks ?? 1000;
+    this.livenessBudgetTicks = options.livenessBudgetTicks ?? 400;
+    this.traceEnabled = options.trace ?? false;
+    this.dropRate = this.prng.next() * 0.2;
+    this.duplicateRate = this.prng.next() * 0.05;
+    this.maxDelayTicks = 1 + this.prng.int(6);
+    this.slowDiskRate = this.prng.next() * 0.5;
+    const preVote = this.prng.chance(0.8);
+    const checkQuorum = this.prng.chance(0.8);
+    const voters = Array.from({ length: this.voterCount }, (_, i) => i + 1);
+    this.bootstrap = makeConfig(voters);
+    for (let id = 1; id <= this.voterCount + 1; id++) {
+      const random = this.prng.fork();
+      const nodeOptions: RaftOptions = {
+        id,
+        electionTimeoutTicks: ELECTION_TIMEOUT_TICKS,
+        heartbeatIntervalTicks: HEARTBEAT_INTERVAL_TICKS,
+        random: () => random.next(),
+        preVote,
+        checkQuorum,
+        maxEntriesPerAppend: 1 + this.prng.int(8),
+        maxInflightAppends: 1 + this.prng.int(8),
+      };
+      const storage = new MemoryStorage();
+      this.nodes.push({
+        id,
+        options: nodeOptions,
+        core: new RaftCore(nodeOptions, storage.durable(), this.bootstrap),
+        storage,
+        stateMachine: new TestStateMachine(),
+        pending: undefined,
+        wasLeaderInTerm: 0,
+      });
+    }
+    this.log(
+      `seed=${this.seed} voters=${this.voterCount} drop=${this.dropRate.toFixed(3)} dup=${this.duplicateRate.toFixed(3)} ` +
+        `maxDelay=${this.maxDelayTicks} slowDisk=${this.slowDiskRate.toFixed(2)} preVote=${preVote} checkQuorum=${checkQuorum}`,
+    );
+  }
+
+  run(): SimulationResult {
+    let livenessTicks: number;
+    try {
+      for (; this.now < this.faultTicks; this.now++) {
+        this.injectFaults();
+        this.step();
+      }
+      livenessTicks = this.runLiveness();
+    } catch (err) {
+      if (err instanceof SimulationFailure) throw err;
+      // An assertion inside the core (or the storage contract check) is a failure of this seed too.
+      this.fail('Assertion', (err as Error).stack ?? String(err));
+    }
+    return {
+      seed: this.seed,
+      committed: this.maxCommittedIndex,
+      elections: this.elections,
+      crashes: this.crashes,
+      messagesDelivered: this.delivered,
+      livenessTicks,
+      trace: this.trace,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // One tick of simulated time: deliver what is due, tick every live node, process Readies.
+
+  private step(): void {
+    const due = this.inFlight.filter((f) => f.deliverAt <= this.now);
+    this.inFlight = this.inFlight.filter((f) => f.deliverAt > this.now);
+    this.shuffle(due);
+    for (const { message } of due) this.deliver(message);
+    for (const node of this.nodes) {
+      if (node.core === undefined) continue;
+      node.core.tick();
+      this.observe(node);
+    }
+    for (const node of this.shuffled(this.nodes)) this.processReadies(node);
+  }
+
+  private deliver(message: Message): void {
+    const node = this.nodes[message.to - 1];
+    if (node.core === undefined || this.cutLinks.has(`${message.from}->${message.to}`)) return;
+    this.delivered++;
+    if (this.traceEnabled) this.log(`deliver ${formatMessage(message)}`);
+    node.core.step(message);
+    this.observe(node);
+  }
+
+  private processReadies(node: SimNode): void {
+    for (let round = 0; round < 10; round++) {
+      const core = node.core;
+      if (core === undefined) return;
+      if (node.pending === undefined) {
+        if (!core.hasReady()) return;
+        node.pending = core.ready();
+        // A slow disk: the Ready stays unpersisted for a while; the node keeps stepping meanwhile.
+        if (this.faultsOn && this.prng.chance(this.slowDiskRate)) return;
+      }
+      const rd = node.pending;
+      node.pending = undefined;
+      this.persist(node, rd);
+      for (const message of rd.messages) this.send(message);
+      this.apply(node, rd);
+      core.advance(rd);
+      this.observe(node);
+    }
+  }
+
+  private send(message: Message): void {
+    if (this.faultsOn && this.prng.chance(this.dropRate)) return;
+    const copies = this.faultsOn && this.prng.chance(this.duplicateRate) ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      const delay = this.faultsOn ? 1 + this.prng.int(this.maxDelayTicks) : 1;
+      this.inFlight.push({ message, deliverAt: this.now + delay });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Faults and client activity.
+
+  private injectFaults(): void {
+    const live = this.nodes.filter((n) => n.core !== undefined);
+    if (this.prng.chance(0.4) && live.length > 0) {
+      // Clients mostly find the leader; sometimes they ask whoever they reach.
+      const leaders = this.leaders();
+      const target = leaders.length > 0 && this.prng.chance(0.7) ? this.prng.pick(leaders) : this.prng.pick(live);
+      this.propose(target, `v${this.seed}.${this.proposals++}`);
+    }
+    if (this.prng.chance(0.012) && live.length > 0) this.crash(this.prng.pick(live));
+    const crashed = this.nodes.filter((n) => n.core === undefined);
+    if (this.prng.chance(0.04) && crashed.length > 0) this.restart(this.prng.pick(crashed));
+    if (this.prng.chance(0.025)) this.changeNetwork();
+    if (this.prng.chance(0.02)) this.changeMembership();
+    if (this.prng.chance(0.005)) this.transferLeadership();
+    for (const node of this.nodes) {
+      if (node.core !== undefined && this.prng.chance(0.02)) this.compact(node);
+    }
+  }
+
+  private propose(node: SimNode, value: string): void {
+    const result = node.core?.propose(encoder.encode(value));
+    if (result?.ok && this.traceEnabled) this.log(`propose ${node.id} ${value} -> ${result.index}@${result.term}`);
+  }
+
+  private crash(node: SimNode): void {
+    this.crashes++;
+    this.log(`crash ${node.id}${node.pending !== undefined ? ' (losing an unpersisted Ready)' : ''}`);
+    node.core = undefined;
+    node.pending = undefined;
+  }
+
+  private restart(node: SimNode): void {
+    const before = node.storage.hardState.commit;
+    node.core = new RaftCore(node.options, node.storage.durable(), this.bootstrap);
+    node.stateMachine = new TestStateMachine();
+    if (node.storage.snapshot !== undefined) {
+      node.stateMachine.applySnapshot(node.storage.snapshot);
+      this.checkSnapshotValues(node, node.storage.snapshot.data);
+    }
+    const status = node.core.status();
+    this.check(status.committed >= before, 'CommittedNeverLost', `node ${node.id} restarted with commit ${status.committed} < ${before}`);
+    node.wasLeaderInTerm = 0;
+    this.log(`restart ${node.id} term=${status.term} log=[${status.firstIndex},${status.lastIndex}] commit=${status.committed}`);
+  }
+
+  private changeNetwork(): void {
+    const ids = this.nodes.map((n) => n.id);
+    const choice = this.prng.int(4);
+    if (choice === 0) {
+      this.cutLinks.clear();
+      this.log('network: heal');
+    } else if (choice === 1) {
+      this.cutLinks.clear();
+      const side = new Set(ids.filter(() => this.prng.chance(0.5)));
+      for (const a of ids) for (const b of ids) if (side.has(a) !== side.has(b)) this.cutLinks.add(`${a}->${b}`);
+      this.log(`network: partition [${[...side].join(',')}] | [${ids.filter((i) => !side.has(i)).join(',')}]`);
+    } else if (choice === 2) {
+      const victim = this.prng.pick(ids);
+      for (const other of ids) {
+        if (other === victim) continue;
+        this.cutLinks.add(`${victim}->${other}`);
+        this.cutLinks.add(`${other}->${victim}`);
+      }
+      this.log(`network: isolate ${victim}`);
+    } else {
+      const from = this.prng.pick(ids);
+      const to = this.prng.pick(ids.filter((i) => i !== from));
+      this.cutLinks.add(`${from}->${to}`);
+      this.log(`network: cut one way ${from}->${to}`);
+    }
+  }
+
+  private leaders(): SimNode[] {
+    return this.nodes.filter((n) => n.core?.softState().role === 'leader');
+  }
+
+  private changeMembership(): void {
+    const leaders = this.leaders();
+    if (leaders.length === 0) return;
+    const leader = this.prng.pick(leaders);
+    const core = leader.core as RaftCore;
+    const config = core.status().config;
+    const all = this.nodes.map((n) => n.id);
+    const options: ConfigChange[] = [];
+    for (const id of all) {
+      if (config.learners.includes(id)) {
+        options.push({ type: 'add-voter', nodeId: id }, { type: 'remove-learner', nodeId: id });
+      } else if (config.voters.includes(id)) {
+        if (config.voters.length > 2) options.push({ type: 'remove-voter', nodeId: id });
+      } else {
+        options.push({ type: 'add-learner', nodeId: id }, { type: 'add-voter', nodeId: id });
+      }
+    }
+    if (options.length === 0) return;
+    const change = this.prng.pick(options);
+    const result = core.proposeConfigChange(change);
+    if (result.ok) this.log(`config change at ${leader.id}: ${change.type} ${change.nodeId} -> ${result.index}@${result.term}`);
+  }
+
+  private transferLeadership(): void {
+    const leaders = this.leaders();
+    if (leaders.length === 0) return;
+    const leader = this.prng.pick(leaders);
+    const core = leader.core as RaftCore;
+    const voters = core.status().config.voters.filter((v) => v !== leader.id);
+    if (voters.length === 0) return;
+    const target = this.prng.pick(voters);
+    const result = core.transferLeadership(target);
+    if (result.ok) this.log(`transfer leadership ${leader.id} -> ${target}`);
+  }
+
+  private compact(node: SimNode): void {
+    const core = node.core as RaftCore;
+    const applied = node.stateMachine.appliedIndex;
+    if (applied - core.status().firstIndex < 4) return;
+    if (core.compact(applied, node.stateMachine.snapshotData())) {
+      node.storage.compact(core.currentSnapshot());
+      if (this.traceEnabled) this.log(`compact ${node.id} through ${applied}`);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Liveness: heal, restart everyone, and require progress within the budget.
+
+  private runLiveness(): number {
+    this.faultsOn = false;
+    this.cutLinks.clear();
+    for (const node of this.nodes) if (node.core === undefined) this.restart(node);
+    this.log('liveness: healed, every node up');
+    const value = `final.${this.seed}`;
+    const start = this.now;
+    let lastProposal = -Infinity;
+    for (; this.now < start + this.livenessBudgetTicks; this.now++) {
+      this.step();
+      const leader = this.currentLeader();
+      if (leader === undefined) continue;
+      const core = leader.core as RaftCore;
+      if (this.now - lastProposal >= 4 * ELECTION_TIMEOUT_TICKS) {
+        if (core.propose(encoder.encode(value)).ok) lastProposal = this.now;
+      }
+      const config = core.status().config;
+      const done = members(config).every((id) =>
+        this.nodes[id - 1].stateMachine.values.some((v) => v.value === value),
+      );
+      if (done) {
+        this.log(`liveness: ${value} applied on every member after ${this.now - start} ticks`);
+        return this.now - start;
+      }
+    }
+    const status = this.nodes.map((n) => {
+      const s = n.core?.status();
+      return s === undefined ? `${n.id}: down` : `${n.id}: ${s.role} t${s.term} commit=${s.committed} last=${s.lastIndex} voters=${s.config.voters}`;
+    });
+    this.fail('Liveness', `no leader committed a new proposal on every member within ${this.livenessBudgetTicks} ticks of healing: ${status.join('; ')}`);
+  }
+
+  /** The leader of the highest term, if any node leads. */
+  private currentLeader(): SimNode | undefined {
+    let best: SimNode | undefined;
+    let bestTerm = -1;
+    for (const node of this.leaders()) {
+      const term = (node.core as RaftCore).softState().term;
+      if (term > bestTerm) {
+        best = node;
+        bestTerm = term;
+      }
+    }
+    return best;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Driver steps with their checks.
+
+  private persist(node: SimNode, rd: Ready): void {
+    const storage = node.storage;
+    const durableCommit = storage.hardState.commit;
+    if (rd.truncateFrom !== undefined) {
+      this.check(rd.truncateFrom > durableCommit, 'CommittedNeverLost', `node ${node.id} truncates from ${rd.truncateFrom} below its durable commit ${durableCommit}`);
+    }
+    if (rd.snapshot !== undefined) {
+      this.check(rd.snapshot.metadata.index > durableCommit, 'CommittedNeverLost', `node ${node.id} replaces its log with snapshot ${rd.snapshot.metadata.index} <= durable commit ${durableCommit}`);
+    }
+    storage.persist(rd);
+    for (const entry of rd.entries) this.checkLogMatching(node, entry);
+    if (rd.hardState !== undefined) {
+      this.check(rd.hardState.commit >= durableCommit, 'CommittedNeverLost', `node ${node.id} persists commit ${rd.hardState.commit} < ${durableCommit}`);
+    }
+  }
+
+  private checkLogMatching(node: SimNode, entry: Entry): void {
+    const prevTerm = termAt(node.storage, entry.index - 1);
+    const key = `${entry.index}@${entry.term}`;
+    const digest = digestOf(entry);
+    const seen = this.entriesByKey.get(key);
+    if (seen === undefined) {
+      this.entriesByKey.set(key, { digest, prevTerm });
+      return;
+    }
+    this.check(seen.digest === digest, 'LogMatching', `entry ${key} on node ${node.id} is ${digest}, elsewhere ${seen.digest}`);
+    this.check(seen.prevTerm === prevTerm, 'LogMatching', `entry ${key} on node ${node.id} follows term ${prevTerm}, elsewhere ${seen.prevTerm}`);
+    const committed = this.committed.get(entry.index);
+    if (committed !== undefined && entry.index <= node.storage.hardState.commit) {
+      this.check(committed.term === entry.term, 'CommittedNeverLost', `node ${node.id} rewrites committed entry ${entry.index}`);
+    }
+  }
+
+  private apply(node: SimNode, rd: Ready): void {
+    const term = (node.core as RaftCore).softState().term;
+    if (rd.snapshot !== undefined) {
+      node.stateMachine.applySnapshot(rd.snapshot);
+      this.checkSnapshotValues(node, rd.snapshot.data);
+    }
+    for (const entry of rd.committedEntries) {
+      node.stateMachine.apply(entry);
+      const digest = digestOf(entry);
+      const known = this.committed.get(entry.index);
+      if (known === undefined) {
+        this.committed.set(entry.index, { term: entry.term, digest, termBound: term });
+        this.maxCommittedIndex = Math.max(this.maxCommittedIndex, entry.index);
+        if (this.traceEnabled) this.log(`committed ${formatEntry(entry)} (first applied on ${node.id})`);
+      } else {
+        this.check(
+          known.digest === digest && known.term === entry.term,
+          'StateMachineSafety',
+          `node ${node.id} applies ${formatEntry(entry)} at ${entry.index}, elsewhere ${known.digest}@${known.term}`,
+        );
+        known.termBound = Math.min(known.termBound, term);
+      }
+    }
+  }
+
+  private checkSnapshotValues(node: SimNode, data: Uint8Array): void {
+    const sm = new TestStateMachine();
+    sm.applySnapshot({ metadata: { index: 0, term: 0, config: this.bootstrap }, data });
+    for (const v of sm.values) {
+      const known = this.committed.get(v.index);
+      this.check(
+        known === undefined || (known.term === v.term && known.digest === `normal:${v.value}`),
+        'StateMachineSafety',
+        `node ${node.id} snapshot holds ${v.index}@${v.term} ${v.value}, committed is ${known?.digest}@${known?.term}`,
+      );
+    }
+  }
+
+  /** After every event on a node: SingleLeaderPerTerm, and LeaderCompleteness for a new leader. */
+  private observe(node: SimNode): void {
+    const core = node.core as RaftCore;
+    const soft = core.softState();
+    if (soft.role !== 'leader' || node.wasLeaderInTerm === soft.term) return;
+    node.wasLeaderInTerm = soft.term;
+    this.elections++;
+    const other = this.leaderOfTerm.get(soft.term);
+    this.check(other === undefined || other === node.id, 'SingleLeaderPerTerm', `nodes ${other} and ${node.id} both lead term ${soft.term}`);
+    this.leaderOfTerm.set(soft.term, node.id);
+    this.log(`leader ${node.id} term ${soft.term}`);
+    const status = core.status();
+    const snapshotIndex = status.firstIndex - 1;
+    for (const [index, entry] of this.committed) {
+      if (entry.termBound >= soft.term || index <= snapshotIndex) continue;
+      const has = index <= status.lastIndex ? core.entries(index, index)[0] : undefined;
+      this.check(
+        has !== undefined && has.term === entry.term,
+        'LeaderCompleteness',
+        `leader ${node.id} of term ${soft.term} lacks committed entry ${index}@${entry.term} (has ${has === undefined ? 'nothing' : formatEntry(has)})`,
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private check(condition: boolean, checker: string, detail: string): void {
+    if (!condition) this.fail(checker, detail);
+  }
+
+  private fail(checker: string, detail: string): never {
+    throw new SimulationFailure(this.seed, this.voterCount, checker, `tick ${this.now}: ${detail}`, this.trace);
+  }
+
+  private log(line: string): void {
+    if (this.traceEnabled) this.trace.push(`[${this.now}] ${line}`);
+  }
+
+  private shuffle<T>(items: T[]): T[] {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = this.prng.int(i + 1);
+      [items[i], items[j]] = [items[j], items[i]];
+    }
+    return items;
+  }
+
+  private shuffled<T>(items: readonly T[]): T[] {
+    return this.shuffle([...items]);
+  }
+}
+
+function termAt(storage: MemoryStorage, index: number): number {
+  const snapshotIndex = storage.snapshot?.metadata.index ?? 0;
+  if (index === snapshotIndex) return storage.snapshot?.metadata.term ?? 0;
+  const first = storage.entries[0]?.index ?? snapshotIndex + 1;
+  return storage.entries[index - first]?.term ?? -1;
+}
+
+const decoder = new TextDecoder();
+
+function digestOf(entry: Entry): string {
+  const p = entry.payload;
+  switch (p.kind) {
+    case 'normal':
+      return `normal:${decoder.decode(p.data)}`;
+    case 'noop':
+      return 'noop';
+    case 'config':
+      return `config:${p.change.type}:${p.change.nodeId}`;
+  }
+}
