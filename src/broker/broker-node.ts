@@ -1,6 +1,7 @@
 // Assembles one Kavka node: log dir, controller, replica manager, gRPC listeners, admin HTTP,
 // retention. `startBroker` returns once the node serves; `stop` is a bounded clean shutdown
 // (listeners closed, appends drained, segments and indexes flushed).
+import { randomUUID } from 'node:crypto';
 import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
 import { createLogger, type Logger } from '../util/logger.js';
@@ -17,6 +18,7 @@ export interface StartBrokerOptions {
   logger?: Logger;
   clock?: Clock;
   random?: () => number;
+  newTopicId?: () => string;
   fs?: StorageFs;
 }
 
@@ -69,6 +71,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
     defaultReplicationFactor: config.get('default.replication.factor'),
     deleteTopicEnable: config.get('delete.topic.enable'),
     random,
+    newTopicId: options.newTopicId ?? randomUUID,
     logger: logger.child({ component: 'controller' }),
   });
   const replicaManager = new ReplicaManager({

@@ -4,7 +4,7 @@
 import { KavkaError } from '../util/errors.js';
 import { describeBrokerConfigKeys, loadBrokerConfig } from '../config/index.js';
 import { createLogger } from '../util/logger.js';
-import { startBroker } from '../broker/index.js';
+import { startBroker, type Broker } from '../broker/index.js';
 
 const USAGE = `usage: kavka broker [--config server.properties] [--override key=value ...]
 
@@ -43,8 +43,9 @@ export async function runBrokerCommand(argv: string[]): Promise<void> {
 
   const config = loadBrokerConfig({ file, env: process.env, overrides });
   const logger = createLogger({ level: config.get('log.level') });
-  const broker = await startBroker({ config, logger });
-
+  // Signals are handled from before start-up, so a SIGTERM during recovery still closes cleanly
+  // (once the node has started) instead of killing the process mid-write.
+  let starting: Promise<Broker | undefined> = Promise.resolve(undefined);
   let signals = 0;
   const shutdown = (signal: string) => {
     signals += 1;
@@ -59,7 +60,7 @@ export async function runBrokerCommand(argv: string[]): Promise<void> {
     }, bound);
     timer.unref();
     logger.info({ signal }, 'shutting down');
-    broker.stop().then(
+    starting.then((broker) => broker?.stop()).then(
       () => {
         logger.flush();
         process.exit(0);
@@ -78,4 +79,7 @@ export async function runBrokerCommand(argv: string[]): Promise<void> {
     process.stdin.on('error', () => shutdown('parent exited'));
     process.stdin.resume();
   }
+  const started = startBroker({ config, logger });
+  starting = started.catch(() => undefined);
+  await started;
 }

@@ -39,7 +39,7 @@ export const BROKER_CONFIG_KEYS = {
   'log.retention.hours': { doc: 'Keep data this long, in hours.', default: '168', parse: parseInteger(-1, INT32_MAX) },
   'log.retention.bytes': { doc: 'Keep at most this many bytes per partition (-1 = no limit).', default: '-1', parse: parseInteger(-1) },
   'log.retention.messages': { doc: 'Keep at most this many records per partition (-1 = no limit); Kavka only.', default: '-1', parse: parseInteger(-1) },
-  'log.retention.check.interval.ms': { doc: 'How often retention runs.', default: '300000', parse: parseInteger(1) },
+  'log.retention.check.interval.ms': { doc: 'How often retention runs.', default: '300000', parse: parseInteger(1, INT32_MAX) },
   'log.index.interval.bytes': { doc: 'Bytes between sparse offset index entries.', default: '4096', parse: parseInteger(0, INT32_MAX) },
   'log.flush.policy': { doc: 'batch: fsync (group commit) before acknowledging; os: leave it to the page cache.', default: 'batch', parse: parseChoice('batch', 'os') },
   'log.message.timestamp.type': { doc: 'CreateTime or LogAppendTime.', default: 'CreateTime', parse: parseChoice('CreateTime', 'LogAppendTime') },

@@ -2,7 +2,6 @@
 // (topic-operations.ts), commits the resulting records to the local metadata log, replays them
 // into a new image and tells listeners. Requests are handled one at a time, so a validation and
 // its commit see the same image. Safe to call from many async handlers at once.
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from '../util/logger.js';
 import { MetadataImage } from './metadata-image.js';
@@ -31,6 +30,8 @@ export interface LocalControllerOptions {
   defaultReplicationFactor: number;
   deleteTopicEnable: boolean;
   random: () => number;
+  /** A new unique topic id (a UUID in production). */
+  newTopicId: () => string;
   logger: Logger;
 }
 
@@ -94,7 +95,7 @@ export class LocalController {
       defaultReplicationFactor: this.options.defaultReplicationFactor,
       liveBrokers,
       startIndex: Math.floor(this.options.random() * Math.max(1, liveBrokers.length)),
-      newTopicId: () => randomUUID(),
+      newTopicId: this.options.newTopicId,
     };
   }
 

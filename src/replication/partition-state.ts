@@ -7,6 +7,8 @@ import type { PartitionImage } from '../controller/index.js';
 export class PartitionState {
   constructor(
     readonly topicPartition: TopicPartition,
+    /** The topic incarnation this replica belongs to; a re-created topic has a new id. */
+    readonly topicId: string,
     readonly log: PartitionLog,
     public image: PartitionImage,
     public minInsyncReplicas: number,

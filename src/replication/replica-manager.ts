@@ -12,7 +12,7 @@ import {
   type TopicPartition,
   type TimestampOffset,
 } from '../storage/index.js';
-import type { MetadataImage, TopicImage } from '../controller/index.js';
+import { validateTopicName, type MetadataImage, type TopicImage } from '../controller/index.js';
 import { PartitionState } from './partition-state.js';
 
 export type Acks = -1 | 0 | 1;
@@ -56,6 +56,8 @@ export const LIST_OFFSETS_MAX_TIMESTAMP = -3n;
 
 export class ReplicaManager {
   private readonly partitions = new Map<string, PartitionState>();
+  /** Partitions this node should hold but could not open, with the reason. */
+  private readonly offline = new Map<string, string>();
   private image: MetadataImage | undefined;
   private applying: Promise<void> = Promise.resolve();
 
@@ -80,12 +82,22 @@ export class ReplicaManager {
     return [...this.partitions.values()];
   }
 
+  /** Partitions that could not be opened, with the reason (metrics, readiness). */
+  offlinePartitions(): ReadonlyMap<string, string> {
+    return this.offline;
+  }
+
   /** The leader's partition state, or a KavkaError naming why this node cannot serve it. */
   leaderPartitionOrThrow(tp: TopicPartition): PartitionState {
     const topic = this.image?.topic(tp.topic);
     const partitionImage = topic?.partitions[tp.partition];
+    if (topic === undefined) validateTopicName(tp.topic);
     if (topic === undefined || partitionImage === undefined) {
       throw new KavkaError('UNKNOWN_TOPIC_OR_PARTITION', `${topicPartitionName(tp)} does not exist${topic === undefined ? '' : `; topic ${tp.topic} has partitions 0..${topic.partitions.length - 1}`}`);
+    }
+    const offlineReason = this.offline.get(topicPartitionName(tp));
+    if (offlineReason !== undefined) {
+      throw new KavkaError('KAFKA_STORAGE_ERROR', `${topicPartitionName(tp)} is offline on node ${this.options.nodeId}: ${offlineReason}`);
     }
     const state = this.partitions.get(topicPartitionName(tp));
     if (state === undefined || partitionImage.leader !== this.options.nodeId) {
@@ -210,19 +222,41 @@ export class ReplicaManager {
   private async reconcile(image: MetadataImage): Promise<void> {
     const { nodeId, logManager, logger } = this.options;
     if (this.image !== undefined && this.image.offset >= image.offset) return;
+    const firstImage = this.image === undefined;
     this.image = image;
+    const wanted = (tp: TopicPartition, topicId?: string) => {
+      const topic = image.topic(tp.topic);
+      const partition = topic?.partitions[tp.partition];
+      return partition !== undefined && partition.replicas.includes(nodeId) && (topicId === undefined || topicId === topic?.topicId);
+    };
+    // Partitions the image no longer gives this node: deleted, or re-created under a new topic id.
     for (const [key, state] of this.partitions) {
-      const topic = image.topic(state.topicPartition.topic);
-      if (topic === undefined || topic.partitions[state.topicPartition.partition] === undefined) {
-        this.partitions.delete(key);
-        await logManager.deleteLog(state.topicPartition);
-        logger.info({ topicPartition: key }, 'partition deleted');
+      if (wanted(state.topicPartition, state.topicId)) continue;
+      this.partitions.delete(key);
+      await logManager.deleteLog(state.topicPartition);
+      logger.info({ topicPartition: key, topicId: state.topicId }, 'partition deleted');
+    }
+    if (firstImage) {
+      // Directories of topics deleted while this node was down (or just before it crashed).
+      for (const tp of logManager.partitionDirectories()) {
+        if (wanted(tp)) continue;
+        logger.warn({ topicPartition: topicPartitionName(tp) }, 'deleting a partition directory the metadata no longer has (a deleted topic)');
+        await logManager.deleteLog(tp);
       }
     }
     for (const topic of image.topics.values()) {
       for (const partitionImage of topic.partitions) {
         if (!partitionImage.replicas.includes(nodeId)) continue;
-        await this.reconcilePartition(topic, partitionImage.partition);
+        const key = topicPartitionName({ topic: topic.name, partition: partitionImage.partition });
+        try {
+          await this.reconcilePartition(topic, partitionImage.partition);
+          this.offline.delete(key);
+        } catch (error) {
+          // One partition that will not open must not take the others down with it.
+          const reason = toKavkaError(error).message;
+          if (this.offline.get(key) !== reason) logger.error({ topicPartition: key, err: error }, 'partition cannot be opened; it is not served until repaired');
+          this.offline.set(key, reason);
+        }
       }
     }
   }
@@ -235,8 +269,8 @@ export class ReplicaManager {
     const minInsync = this.options.minInsyncReplicasFor(topic.configs);
     let state = this.partitions.get(key);
     if (state === undefined) {
-      const log = this.options.logManager.getLog(tp) ?? (await this.options.logManager.createLog(tp, config));
-      state = new PartitionState(tp, log, partitionImage, minInsync);
+      const log = this.options.logManager.getLog(tp) ?? (await this.options.logManager.createLog(tp, config, topic.topicId));
+      state = new PartitionState(tp, topic.topicId, log, partitionImage, minInsync);
       this.partitions.set(key, state);
       this.options.logger.info({ topicPartition: key, leader: partitionImage.leader, leaderEpoch: partitionImage.leaderEpoch }, 'partition opened');
     } else {

@@ -41,7 +41,7 @@ export class FetchHandler {
     const unregister = this.streams.add(() => abort.abort());
     try {
       const results = await this.context.replicaManager.fetch(plan.requests, { ...plan, signal: abort.signal });
-      return this.toResponse(results, plan);
+      return this.toResponse(results, plan).response;
     } finally {
       unregister();
     }
@@ -64,13 +64,14 @@ export class FetchHandler {
       while (!abort.signal.aborted) {
         const results = await this.context.replicaManager.fetch(plan.requests, { ...plan, minBytes: Math.max(1, plan.minBytes), maxWaitMs, signal: abort.signal });
         if (abort.signal.aborted) break;
-        const failed = results.some((r) => r.errorCode !== 'NONE');
-        if (failed || results.some((r) => r.batches.length > 0)) {
-          const writable = call.write(this.toResponse(results, plan));
-          if (!writable) await new Promise<void>((resolve) => call.once('drain', resolve));
+        const { response, partitions } = this.toResponse(results, plan);
+        const failed = partitions.some((p) => p.errorCode !== 'NONE');
+        if (failed || partitions.some((p) => (p.batches?.length ?? 0) > 0 || (p.records?.length ?? 0) > 0)) {
+          const writable = call.write(response);
+          if (!writable) await drainedOrAborted(call, abort.signal);
         }
         if (failed) break;
-        for (const [i, r] of results.entries()) plan.requests[i].fetchOffset = r.nextFetchOffset;
+        partitions.forEach((p, i) => (plan.requests[i].fetchOffset = BigInt(p.nextFetchOffset as string)));
       }
       if (shuttingDown) failStream(call, toServiceError(shuttingDownError(this.context.nodeId)));
       else call.end();
@@ -99,15 +100,23 @@ export class FetchHandler {
     return { requests, maxBytes, minBytes: Math.max(0, request.minBytes), maxWaitMs, plainRecords: request.plainRecords };
   }
 
-  private toResponse(results: FetchPartitionResult[], plan: FetchPlan): FetchResponse {
+  /** The response, and its partitions in request order. */
+  private toResponse(results: FetchPartitionResult[], plan: FetchPlan): { response: FetchResponse; partitions: FetchPartitionResponse[] } {
     const { metrics } = this.context;
     const byTopic = new Map<string, FetchPartitionResponse[]>();
+    const inOrder: FetchPartitionResponse[] = [];
+    // Decoded records are larger than their batches; they share the response's byte budget.
+    const budget = { remainingBytes: plan.maxBytes };
     results.forEach((r, i) => {
       const topic = r.topicPartition.topic;
-      metrics.fetchRequests.inc({ topic });
-      if (r.errorCode !== 'NONE') metrics.errors.inc({ method: 'Fetch', code: r.errorCode });
-      metrics.fetchBytes.inc({ topic }, r.batches.length);
-      let partition: FetchPartitionResponse = {
+      if (r.errorCode === 'NONE') {
+        // Counted only for partitions that exist, so a client cannot mint metric series.
+        metrics.fetchRequests.inc({ topic });
+        metrics.fetchBytes.inc({ topic }, r.batches.length);
+      } else {
+        metrics.errors.inc({ method: 'Fetch', code: r.errorCode });
+      }
+      const partition: FetchPartitionResponse = {
         partition: r.topicPartition.partition,
         errorCode: r.errorCode,
         errorMessage: r.errorMessage,
@@ -116,41 +125,83 @@ export class FetchHandler {
         lastStableOffset: r.highWatermark.toString(),
         nextFetchOffset: r.nextFetchOffset.toString(),
       };
-      if (plan.plainRecords) partition = { ...partition, records: this.decode(r.batches, plan.requests[i].fetchOffset, partition) };
-      else partition.batches = r.batches;
+      if (plan.plainRecords) {
+        const decoded = decodeForClient(r.batches, plan.requests[i].fetchOffset, budget);
+        partition.records = decoded.records;
+        if (decoded.nextFetchOffset !== undefined) partition.nextFetchOffset = decoded.nextFetchOffset.toString();
+        if (decoded.error !== undefined && decoded.records.length === 0) {
+          partition.errorCode = decoded.error.code;
+          partition.errorMessage = decoded.error.message;
+        }
+      } else {
+        partition.batches = r.batches;
+      }
       const list = byTopic.get(topic) ?? [];
       list.push(partition);
       byTopic.set(topic, list);
+      inOrder.push(partition);
     });
-    return { topics: [...byTopic].map(([name, partitions]) => ({ name, partitions })) };
+    return { response: { topics: [...byTopic].map(([name, partitions]) => ({ name, partitions })) }, partitions: inOrder };
   }
+}
 
-  /** Decodes batches into records at or above the fetch offset; a decoding failure becomes the partition's error. */
-  private decode(batches: Buffer, fetchOffset: bigint, partition: FetchPartitionResponse): ConsumedRecord[] {
-    const records: ConsumedRecord[] = [];
+/** Resolves when a paused stream can take more, or when the call ends. */
+function drainedOrAborted(call: grpc.ServerWritableStream<FetchRequest__Output, FetchResponse>, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    call.on('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Rough bytes a decoded record takes in a response: its payload plus field framing. */
+function decodedSize(record: { key: Buffer | null; value: Buffer | null; headers: { key: string; value: Buffer | null }[] }): number {
+  let size = 48 + (record.key?.length ?? 0) + (record.value?.length ?? 0);
+  for (const h of record.headers) size += 8 + h.key.length + (h.value?.length ?? 0);
+  return size;
+}
+
+/**
+ * Decodes batches into records at or above the fetch offset, within the byte budget (always at
+ * least one record). Stops at the first batch that does not decode: records before it are
+ * returned and the next fetch starts at that batch, so its error is reported, never skipped.
+ * `nextFetchOffset` is set when the decoding stopped before the end of the batches.
+ */
+export function decodeForClient(
+  batches: Buffer,
+  fetchOffset: bigint,
+  budget: { remainingBytes: number },
+): { records: ConsumedRecord[]; nextFetchOffset: bigint | undefined; error: KavkaError | undefined } {
+  const records: ConsumedRecord[] = [];
+  for (const { position, size, header } of scanBatches(batches, { verifyCrc: false }).batches) {
+    if (isControl(header.attributes)) continue;
+    let decoded;
     try {
-      for (const { position, size, header } of scanBatches(batches, { verifyCrc: false }).batches) {
-        if (isControl(header.attributes)) continue;
-        const { records: decoded } = decodeRecordBatch(batches.subarray(position, position + size));
-        const timestampType = timestampTypeOf(header.attributes) === 'LogAppendTime' ? 'LOG_APPEND_TIME' : 'CREATE_TIME';
-        for (const record of decoded) {
-          if (record.offset < fetchOffset) continue;
-          records.push({
-            offset: record.offset.toString(),
-            timestamp: effectiveTimestamp(header, record).toString(),
-            timestampType,
-            key: record.key ?? undefined,
-            value: record.value ?? undefined,
-            headers: record.headers.map((h) => ({ key: h.key, value: h.value ?? undefined })),
-            leaderEpoch: header.partitionLeaderEpoch,
-          });
-        }
-      }
+      decoded = decodeRecordBatch(batches.subarray(position, position + size)).records;
     } catch (error) {
-      const e = toKavkaError(error);
-      partition.errorCode = e.code;
-      partition.errorMessage = e.message;
+      const stopAt = header.baseOffset > fetchOffset ? header.baseOffset : fetchOffset;
+      return { records, nextFetchOffset: stopAt, error: toKavkaError(error, 'CORRUPT_MESSAGE') };
     }
-    return records;
+    const timestampType = timestampTypeOf(header.attributes) === 'LogAppendTime' ? 'LOG_APPEND_TIME' : 'CREATE_TIME';
+    for (const record of decoded) {
+      if (record.offset < fetchOffset) continue;
+      const cost = decodedSize(record);
+      if (records.length > 0 && cost > budget.remainingBytes) return { records, nextFetchOffset: record.offset, error: undefined };
+      budget.remainingBytes -= cost;
+      records.push({
+        offset: record.offset.toString(),
+        timestamp: effectiveTimestamp(header, record).toString(),
+        timestampType,
+        key: record.key ?? undefined,
+        value: record.value ?? undefined,
+        headers: record.headers.map((h) => ({ key: h.key, value: h.value ?? undefined })),
+        leaderEpoch: header.partitionLeaderEpoch,
+      });
+    }
   }
+  return { records, nextFetchOffset: undefined, error: undefined };
 }

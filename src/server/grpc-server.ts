@@ -71,12 +71,12 @@ export class GrpcServers {
       this.servers.map(
         (server) =>
           new Promise<void>((resolve) => {
-            const timer = setTimeout(() => {
+            const cancel = this.context.clock.schedule(graceMs, () => {
               server.forceShutdown();
               resolve();
-            }, graceMs);
+            });
             server.tryShutdown(() => {
-              clearTimeout(timer);
+              cancel();
               resolve();
             });
           }),

@@ -172,14 +172,17 @@ export class KavkaService {
     const failed = (error: unknown): PartitionProduceResponse => {
       const e = toKavkaError(error);
       metrics.errors.inc({ method: 'Produce', code: e.code });
-      if (e.code === 'UNKNOWN_SERVER_ERROR') logger.error({ err: error, topicPartition: `${topic}-${data.partition}` }, 'produce failed unexpectedly');
+      const topicPartition = `${topic}-${data.partition}`;
+      if (e.code === 'UNKNOWN_SERVER_ERROR') logger.error({ err: error, topicPartition }, 'produce failed unexpectedly');
+      // With acks=0 nobody else hears of a failed append.
+      else if (acks === 0) logger.warn({ topicPartition, code: e.code, message: e.message }, 'acks=0 produce failed; the client was not told');
       return { partition: data.partition, errorCode: e.code, errorMessage: e.message, baseOffset: '-1', lastOffset: '-1', logAppendTime: '-1', logStartOffset: '-1' };
     };
     let append: Promise<PartitionProduceResponse>;
     try {
       const batches = batchesOf(data, BigInt(clock.nowMs()));
-      metrics.produceRequests.inc({ topic });
       append = withTimeout(replicaManager.appendRecords({ topic, partition: data.partition }, batches, acks), timeoutMs, clock, `${topic}-${data.partition}`).then((result) => {
+        metrics.produceRequests.inc({ topic });
         metrics.produceRecords.inc({ topic }, result.recordCount);
         metrics.produceBytes.inc({ topic }, result.sizeBytes);
         return {
@@ -225,6 +228,8 @@ export class KavkaService {
     let finished = false;
     let clientEnded = false;
     let shuttingDown = false;
+    // Set when a request fails the stream: requests read after it must not append anything.
+    let failed = false;
     const finish = (error?: ReturnType<typeof toServiceError>) => {
       if (finished) return;
       finished = true;
@@ -247,10 +252,13 @@ export class KavkaService {
       inFlight += 1;
       if (inFlight >= PRODUCE_STREAM_IN_FLIGHT_MAX) call.pause();
       const start = started.then(() => {
+        if (failed) throw new KavkaError('INVALID_REQUEST', 'an earlier request on this stream failed it; nothing after it was appended');
         checkDecoded(request);
         return this.produce(request);
       });
-      started = start.catch(() => undefined);
+      started = start.catch(() => {
+        failed = true;
+      });
       const response = start.then(({ response }) => response);
       written = Promise.all([written, response.catch(() => undefined)]).then(async () => {
         try {

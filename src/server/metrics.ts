@@ -15,10 +15,10 @@ export class BrokerMetrics {
   constructor(nodeId: number, replicaManager: () => ReplicaManager | undefined, logDirOffline: () => boolean) {
     this.registry.setDefaultLabels({ node_id: String(nodeId) });
     const registers = [this.registry];
-    this.produceRequests = new Counter({ name: 'kavka_produce_requests_total', help: 'Produce requests per topic (one per topic per request).', labelNames: ['topic'], registers });
+    this.produceRequests = new Counter({ name: 'kavka_produce_requests_total', help: 'Partition appends per topic (one per partition per produce request that succeeded).', labelNames: ['topic'], registers });
     this.produceRecords = new Counter({ name: 'kavka_produce_records_total', help: 'Records appended per topic.', labelNames: ['topic'], registers });
     this.produceBytes = new Counter({ name: 'kavka_produce_bytes_total', help: 'Batch bytes appended per topic.', labelNames: ['topic'], registers });
-    this.fetchRequests = new Counter({ name: 'kavka_fetch_requests_total', help: 'Fetch requests per topic.', labelNames: ['topic'], registers });
+    this.fetchRequests = new Counter({ name: 'kavka_fetch_requests_total', help: 'Partition reads per topic (one per partition per fetch answered without error).', labelNames: ['topic'], registers });
     this.fetchBytes = new Counter({ name: 'kavka_fetch_bytes_total', help: 'Batch bytes returned by fetches per topic.', labelNames: ['topic'], registers });
     this.errors = new Counter({ name: 'kavka_request_errors_total', help: 'Errors answered, by method and Kafka error name.', labelNames: ['method', 'code'], registers });
 
@@ -40,6 +40,14 @@ export class BrokerMetrics {
     perPartition('kavka_partition_high_watermark', 'Offsets below this are visible to consumers.', (p) => p.highWatermark);
     perPartition('kavka_partition_size_bytes', 'Bytes of segment files.', (p) => p.log.sizeBytes);
     perPartition('kavka_partition_segments', 'Segment count.', (p) => p.log.segmentCount);
+    new Gauge({
+      name: 'kavka_partitions_offline',
+      help: 'Partitions this node should hold but could not open (see the error log).',
+      registers,
+      collect() {
+        this.set(replicaManager()?.offlinePartitions().size ?? 0);
+      },
+    });
     new Gauge({
       name: 'kavka_log_dir_offline',
       help: '1 when the log dir went offline after a write or fsync error.',

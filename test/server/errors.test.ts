@@ -108,6 +108,16 @@ describe('bad input gets a named error and the node keeps serving', () => {
     await expectNothingLost();
   });
 
+  it.each(['', '.', 'a/b', 'x'.repeat(250)])('Produce, Fetch and ListOffsets on the invalid name %j: INVALID_TOPIC_EXCEPTION', async (name) => {
+    const produced = await produceRecords(name, ['x']);
+    expect(produced.ok && produced.value.topics[0].partitions[0].errorCode).toBe('INVALID_TOPIC_EXCEPTION');
+    const fetched = await fetchAll(name);
+    expect(fetched.ok && fetched.value.topics[0].partitions[0].errorCode).toBe('INVALID_TOPIC_EXCEPTION');
+    const listed = await call<object, { topics: { partitions: { errorCode: string }[] }[] }>(client, 'ListOffsets', { topics: [{ name, partitions: [{ partition: 0, timestamp: '-1' }] }] });
+    expect(listed.ok && listed.value.topics[0].partitions[0].errorCode).toBe('INVALID_TOPIC_EXCEPTION');
+    await expectNothingLost();
+  });
+
   it('Fetch of an unknown topic: UNKNOWN_TOPIC_OR_PARTITION', async () => {
     const result = await fetchAll('missing');
     expect(result.ok && result.value.topics[0].partitions[0].errorCode).toBe('UNKNOWN_TOPIC_OR_PARTITION');

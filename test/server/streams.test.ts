@@ -42,6 +42,22 @@ describe('stream status', () => {
     expect(readErrorInfo(error.metadata)?.reason).toBe('INVALID_REQUIRED_ACKS');
   });
 
+  it('appends nothing from requests read after the one that failed the stream', async () => {
+    node = await startTestBroker();
+    const client = rawClient(node.clientAddress);
+    await call(client, 'CreateTopics', { topics: [{ name: 'after', numPartitions: 1 }] });
+    const stream = client.ProduceStream({ deadline: Date.now() + 30_000 });
+    const ended = streamEnd(stream);
+    for (let i = 1; i <= 40; i++) {
+      stream.write({ correlationId: i, acks: i === 10 ? 7 : -1, topics: [{ name: 'after', partitions: [{ partition: 0, records: [{ value: Buffer.from(`m${i}`) }] }] }] });
+    }
+    const status = await ended;
+    expect(readErrorInfo(status.metadata)?.reason).toBe('INVALID_REQUIRED_ACKS');
+    const offsets = await call<object, { topics: { partitions: { offset: string }[] }[] }>(client, 'ListOffsets', { topics: [{ name: 'after', partitions: [{ partition: 0, timestamp: '-1' }] }] });
+    client.close();
+    expect(offsets.ok && offsets.value.topics[0].partitions[0].offset).toBe('9');
+  });
+
   it('ends open streams and long-polls with a retriable BROKER_NOT_AVAILABLE when the node stops', async () => {
     // A shutdown bound far above the test timeout: if open calls held the shutdown, the test would time out.
     node = await startTestBroker({ 'shutdown.timeout.ms': '600000' });
