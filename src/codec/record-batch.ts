@@ -57,6 +57,9 @@ const CONTROL_BIT = 0x20;
 export const NO_PRODUCER_ID = -1n;
 export const NO_PRODUCER_EPOCH = -1;
 export const NO_SEQUENCE = -1;
+/** A record or batch timestamp of -1: none given (Kafka's RecordBatch.NO_TIMESTAMP). */
+export const NO_TIMESTAMP = -1n;
+export const INT64_MAX = (1n << 63n) - 1n;
 
 export type TimestampType = 'CreateTime' | 'LogAppendTime';
 
@@ -270,7 +273,17 @@ function writeBytes(out: Buffer, position: number, value: Buffer | null): number
   return p + value.length;
 }
 
-/** Builds one RecordBatch v2. Throws INVALID_RECORD for an empty record list. */
+/** A record timestamp is an int64 of milliseconds, >= 0, or -1 for "none" (Kafka's NO_TIMESTAMP). */
+function checkRecordTimestamp(timestamp: bigint): void {
+  if (timestamp < NO_TIMESTAMP || timestamp > INT64_MAX) {
+    throw new KavkaError('INVALID_TIMESTAMP', `record timestamp ${timestamp} is neither -1 (none) nor an int64 >= 0`);
+  }
+}
+
+/**
+ * Builds one RecordBatch v2. Throws INVALID_RECORD for an empty record list, INVALID_TIMESTAMP for
+ * a timestamp below -1 or above int64, or timestamps whose delta does not fit an int64.
+ */
 export function encodeRecordBatch(input: BatchInput): Buffer {
   const { records } = input;
   if (records.length === 0) throw new KavkaError('INVALID_RECORD', 'a record batch needs at least one record');
@@ -278,8 +291,13 @@ export function encodeRecordBatch(input: BatchInput): Buffer {
   let baseTimestamp = records[0].timestamp;
   let maxTimestamp = records[0].timestamp;
   for (const r of records) {
+    checkRecordTimestamp(r.timestamp);
     if (r.timestamp < baseTimestamp) baseTimestamp = r.timestamp;
     if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp;
+  }
+  // Deltas are from the smallest timestamp, so the largest delta is max - base; a varlong holds an int64.
+  if (maxTimestamp - baseTimestamp > INT64_MAX) {
+    throw new KavkaError('INVALID_TIMESTAMP', `record timestamps ${baseTimestamp} and ${maxTimestamp} are too far apart: their delta does not fit an int64`);
   }
   const compression = input.compression ?? 'none';
   let body = encodeRecords(records, baseTimestamp, offsetDeltas);

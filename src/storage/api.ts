@@ -91,11 +91,14 @@ export interface PartitionLog {
   updateConfig(config: LogConfig): void;
 
   /**
-   * Validates the batches (framing, magic, CRC-32C, size against maxMessageBytes, record count),
-   * assigns offsets from logEndOffset, stamps partitionLeaderEpoch, appends. Resolves once the
-   * flush policy is met (batch: after an fsync covering these bytes; group commit shares one
-   * fsync among appends that overlap). Rejects with KavkaError: CORRUPT_MESSAGE, MESSAGE_TOO_LARGE,
-   * INVALID_RECORD, KAFKA_STORAGE_ERROR (the log dir went offline).
+   * Validates the batches (framing, magic, CRC-32C, size against maxMessageBytes, record count,
+   * and each record against its header: framing, count == recordsCount, offset deltas 0..n-1,
+   * timestamps -1 or int64 >= 0; gzip bodies decompressed for the check), assigns offsets from
+   * logEndOffset, stamps partitionLeaderEpoch, appends. One bad batch rejects the whole call and
+   * nothing is written. Resolves once the flush policy is met (batch: after an fsync covering
+   * these bytes; group commit shares one fsync among appends that overlap). Rejects with
+   * KavkaError: CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, INVALID_RECORD, INVALID_TIMESTAMP,
+   * RECORD_LIST_TOO_LARGE, UNSUPPORTED_COMPRESSION_TYPE, KAFKA_STORAGE_ERROR (the log dir went offline).
    */
   appendAsLeader(batches: Buffer, leaderEpoch: number): Promise<AppendResult>;
 
@@ -144,9 +147,23 @@ export interface LogManager {
   readonly logDir: string;
   readonly state: LogDirState;
   getLog(tp: TopicPartition): PartitionLog | undefined;
-  /** Creates (or opens if its directory already exists) a partition's log. */
-  createLog(tp: TopicPartition, config: LogConfig): Promise<PartitionLog>;
-  /** Closes the log and removes its directory. */
+  /**
+   * Creates (or opens, recovering, if its directory already exists) the log of partition `tp` of
+   * the topic whose id is `topicId` (from the metadata image). A new directory gets
+   * `partition.metadata` (Kafka's format: `version: 0`, `topic_id: <id>`), written atomically
+   * before the log is returned; an existing directory without it gets it. An existing directory
+   * whose partition.metadata names another topic id is a stray of an earlier topic with the same
+   * name (deleted before the node could remove it): it is logged (warn, both ids, the path),
+   * removed unread, and a fresh empty log is created in its place.
+   * A partition already open (or opening) under a different topic id is a caller bug (assertion):
+   * deleteLog the old one first.
+   */
+  createLog(tp: TopicPartition, config: LogConfig, topicId: string): Promise<PartitionLog>;
+  /**
+   * Closes the log if it is open and removes its directory. Works for a directory that is not
+   * open (a stray found by partitionDirectories at start-up) without opening or recovering it, so
+   * a corrupt directory can be deleted too. A partition with no directory is a no-op.
+   */
   deleteLog(tp: TopicPartition): Promise<void>;
   logs(): PartitionLog[];
   /** Partitions that have a directory in the log dir (open or not), for start-up discovery. */
@@ -160,4 +177,5 @@ export interface LogManager {
 //   export function openLogManager(options: LogManagerOptions): Promise<LogManager>
 // It creates or checks meta.properties (a cluster.id or node.id mismatch throws a KavkaError
 // naming the file) and opens no partition: the broker opens each known partition with createLog,
-// which recovers it (rebuilds bad or missing indexes, truncates a torn tail).
+// which recovers it (rebuilds bad or missing indexes, truncates a torn tail), and deletes with
+// deleteLog the directories the metadata no longer has.

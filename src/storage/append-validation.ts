@@ -1,6 +1,8 @@
-// Checks a producer's batches before the leader appends them (Kafka's LogValidator, without any
-// per-record work): framing and magic, size against max.message.bytes (and segment.bytes), the
-// CRC-32C, a record count that matches the offset range, a compression codec storage can read.
+// Checks a producer's batches before the leader appends them (Kafka's LogValidator): framing and
+// magic, size against max.message.bytes (and segment.bytes), the CRC-32C, a record count that
+// matches the offset range, a compression codec storage can read, and then the records themselves
+// against the header (record-validation.ts: one varint walk, gzip decompressed first). Any failure
+// rejects the whole append before anything is written.
 // Then stamps what the leader owns in place: base offset, partition leader epoch, and for
 // LogAppendTime topics the timestamp type and max timestamp (which the CRC covers, so the CRC is
 // recomputed). Records are never re-encoded.
@@ -15,6 +17,7 @@ import {
 import { KavkaError } from '../util/errors.js';
 import type { LogConfig } from './api.js';
 import { INT32_MAX } from './log-config.js';
+import { checkRecordsForAppend } from './record-validation.js';
 import type { BatchLocation } from './segment.js';
 
 const COMPRESSION_MASK = 0x07;
@@ -53,6 +56,7 @@ export function validateBatchesForAppend(batches: Buffer, config: LogConfig): Ba
     const compression = header.attributes & COMPRESSION_MASK;
     if (compression > KNOWN_COMPRESSION_LIMIT) throw new KavkaError('CORRUPT_MESSAGE', `${where} has unknown compression bits ${compression}`);
     if (!READABLE_COMPRESSION.has(compression)) throw new KavkaError('UNSUPPORTED_COMPRESSION_TYPE', `${where} uses compression codec ${compression}; this broker accepts none (0) and gzip (1)`);
+    checkRecordsForAppend(batches.subarray(batch.position, batch.position + batch.size), header, where);
   }
   return scan.batches;
 }

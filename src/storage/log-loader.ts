@@ -40,6 +40,8 @@ import {
 import { isNotFound, type StorageFs } from './storage-fs.js';
 
 export interface LogRecoveryReport {
+  /** The directory held no segment: this open created a new, empty log (nothing was recovered). */
+  created: boolean;
   /** The log had closed cleanly and its active segment matched the marker. */
   cleanShutdown: boolean;
   segments: number;
@@ -85,7 +87,7 @@ class LogLoader {
   private readonly directory: string;
   private segments: LogSegment[] = [];
   private directoryChanged = false;
-  private readonly report: LogRecoveryReport = { cleanShutdown: false, segments: 0, indexesRebuilt: 0, bytesTruncated: 0, segmentsBelowLogStartDeleted: 0 };
+  private readonly report: LogRecoveryReport = { created: false, cleanShutdown: false, segments: 0, indexesRebuilt: 0, bytesTruncated: 0, segmentsBelowLogStartDeleted: 0 };
 
   constructor(private readonly options: LoadLogOptions) {
     this.fs = options.fs;
@@ -101,6 +103,7 @@ class LogLoader {
       const start = checkpointed ?? 0n;
       this.segments.push(await LogSegment.create(this.fs, this.directory, start, this.options.clock.nowMs()));
       this.directoryChanged = true;
+      this.report.created = true;
       logEndOffset = start;
     } else {
       for (const base of bases) this.segments.push(await LogSegment.open(this.fs, this.directory, base));

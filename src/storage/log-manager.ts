@@ -5,7 +5,12 @@
 // Called by the broker (open, close) and the replica manager (createLog, deleteLog, getLog), from
 // many concurrent tasks: createLog for one partition is deduplicated while its open is in flight;
 // deleteLog waits for an open in flight before deleting.
+//
+// Each partition directory records the id of the topic it belongs to (partition.metadata,
+// partition-metadata.ts), so a directory left by a deleted topic is never served as the data of a
+// new topic with the same name.
 import { join } from 'node:path';
+import { AssertionError, assert } from '../util/assert.js';
 import type { Clock } from '../util/clock.js';
 import { KavkaError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -20,6 +25,7 @@ import {
 } from './api.js';
 import { LogDirHealth } from './log-dir-health.js';
 import { ensureMetaProperties } from './meta-properties.js';
+import { assertTopicId, readPartitionMetadata, writePartitionMetadata } from './partition-metadata.js';
 import { openPartitionLog, type FilePartitionLog } from './partition-log.js';
 import { checkTopicPartition, DELETED_DIRECTORY_SUFFIX, parsePartitionDirectoryName } from './partition-directory.js';
 import { nodeStorageFs, type StorageFs } from './storage-fs.js';
@@ -55,10 +61,22 @@ export async function openLogManager(options: LogManagerOptions): Promise<LogMan
   return new FileLogManager(options.logDir, fs, options.clock, logger, partitions);
 }
 
+/** An open log and the topic id its directory belongs to. */
+interface OpenLog {
+  log: FilePartitionLog;
+  topicId: string;
+}
+
+/** An open in flight, deduplicated by partition name. */
+interface OpeningLog {
+  promise: Promise<FilePartitionLog>;
+  topicId: string;
+}
+
 class FileLogManager implements LogManager {
   private readonly health: LogDirHealth;
-  private readonly open = new Map<string, FilePartitionLog>();
-  private readonly opening = new Map<string, Promise<FilePartitionLog>>();
+  private readonly open = new Map<string, OpenLog>();
+  private readonly opening = new Map<string, OpeningLog>();
   private readonly offlineListeners = new Set<(reason: string) => void>();
   private closed = false;
   /** Makes `-delete` directory names unique within this process's lifetime. */
@@ -89,11 +107,11 @@ class FileLogManager implements LogManager {
   }
 
   getLog(tp: TopicPartition): PartitionLog | undefined {
-    return this.open.get(topicPartitionName(tp));
+    return this.open.get(topicPartitionName(tp))?.log;
   }
 
   logs(): PartitionLog[] {
-    return [...this.open.values()];
+    return [...this.open.values()].map((entry) => entry.log);
   }
 
   partitionDirectories(): TopicPartition[] {
@@ -107,35 +125,43 @@ class FileLogManager implements LogManager {
     };
   }
 
-  async createLog(tp: TopicPartition, config: LogConfig): Promise<PartitionLog> {
+  /**
+   * See LogManager.createLog. Asking for a partition that is open (or opening) under another
+   * topic id is a caller bug: a re-created topic's old log is deleted first.
+   */
+  async createLog(tp: TopicPartition, config: LogConfig, topicId: string): Promise<PartitionLog> {
     this.checkOpen();
     checkTopicPartition(tp);
+    assertTopicId(topicId);
     this.health.checkOnline(`cannot create ${topicPartitionName(tp)}`);
     const name = topicPartitionName(tp);
-    const existing = this.open.get(name);
-    if (existing !== undefined) return existing;
-    const inFlight = this.opening.get(name);
-    if (inFlight !== undefined) return inFlight;
+    const existing = this.open.get(name) ?? this.opening.get(name);
+    if (existing !== undefined) {
+      assert(existing.topicId === topicId, `${name} is open for topic id ${existing.topicId}; createLog asked for ${topicId} without deleting it first`);
+      return 'log' in existing ? existing.log : existing.promise;
+    }
     let log: FilePartitionLog | undefined;
-    const opening = openPartitionLog({
-      directory: join(this.logDir, name),
-      topicPartition: { topic: tp.topic, partition: tp.partition },
-      config,
-      clock: this.clock,
-      logger: this.logger,
-      fs: this.fs,
-      health: this.health,
-      onClosed: () => {
-        if (this.open.get(name) === log) this.open.delete(name);
-      },
-    });
-    this.opening.set(name, opening);
+    const promise = this.prepareDirectory(name, topicId).then(() =>
+      openPartitionLog({
+        directory: join(this.logDir, name),
+        topicPartition: { topic: tp.topic, partition: tp.partition },
+        config,
+        clock: this.clock,
+        logger: this.logger,
+        fs: this.fs,
+        health: this.health,
+        onClosed: () => {
+          if (this.open.get(name)?.log === log) this.open.delete(name);
+        },
+      }),
+    );
+    this.opening.set(name, { promise, topicId });
     this.partitions.set(name, { topic: tp.topic, partition: tp.partition });
-    return opening.then(
+    return promise.then(
       (opened) => {
         log = opened;
         this.opening.delete(name);
-        this.open.set(name, opened);
+        this.open.set(name, { log: opened, topicId });
         return opened;
       },
       (error: unknown) => {
@@ -146,42 +172,79 @@ class FileLogManager implements LogManager {
   }
 
   /**
-   * Closes the log and removes its directory: renamed to `<name>.<n>-delete` first (durably), so
-   * a crash mid-removal leaves a name the next start recognises and removes, never a half-deleted
-   * partition.
+   * Makes `<logDir>/<name>` a directory of topic `topicId` with its partition.metadata written,
+   * before the log opens: creates it; writes the file into a directory that lacks it; replaces a
+   * stray directory of an earlier topic of the same name (deleted, but the node went down before
+   * the directory was removed) by an empty one. The stray is not opened, so it may be corrupt.
+   */
+  private async prepareDirectory(name: string, topicId: string): Promise<void> {
+    const directory = join(this.logDir, name);
+    try {
+      if ((await this.fs.stat(directory)) !== undefined) {
+        const recorded = await readPartitionMetadata(this.fs, directory);
+        if (recorded === topicId) return;
+        if (recorded === undefined) {
+          this.logger.info({ topicPartition: name, topicId }, 'writing partition.metadata into a partition directory that has none');
+          await writePartitionMetadata(this.fs, directory, topicId);
+          return;
+        }
+        this.logger.warn(
+          { topicPartition: name, directory, topicId, strayTopicId: recorded },
+          `the directory ${directory} belongs to topic id ${recorded}, an earlier topic of the same name, not to ${topicId}: removing it and creating an empty log`,
+        );
+        await this.removePartitionDirectory(name, directory);
+      }
+      await this.fs.mkdir(directory);
+      await writePartitionMetadata(this.fs, directory, topicId);
+      await this.fs.syncDirectory(this.logDir);
+    } catch (error) {
+      if (error instanceof KavkaError || error instanceof AssertionError) throw error;
+      throw this.health.fail('create', directory, error);
+    }
+  }
+
+  /**
+   * Closes the log if it is open and removes its directory (see removePartitionDirectory). Works
+   * on a directory that is not open and never opens it, so a stray or corrupt directory can be
+   * deleted without recovering it.
    */
   async deleteLog(tp: TopicPartition): Promise<void> {
     this.checkOpen();
     const name = topicPartitionName(tp);
     const inFlight = this.opening.get(name);
-    if (inFlight !== undefined) await inFlight.catch(() => undefined);
-    const log = this.open.get(name);
+    if (inFlight !== undefined) await inFlight.promise.catch(() => undefined);
+    const entry = this.open.get(name);
     this.open.delete(name);
-    if (log !== undefined) await log.close();
+    if (entry !== undefined) await entry.log.close();
     this.health.checkOnline(`cannot delete ${name}`);
     const directory = join(this.logDir, name);
-    if ((await this.fs.stat(directory)) === undefined) {
-      this.partitions.delete(name);
-      return;
-    }
-    this.deletions += 1;
-    const doomed = join(this.logDir, `${name}.${this.clock.nowMs()}-${this.deletions}${DELETED_DIRECTORY_SUFFIX}`);
     try {
-      await this.fs.rename(directory, doomed);
-      await this.fs.syncDirectory(this.logDir);
-      this.partitions.delete(name);
-      await this.fs.removeDirectory(doomed);
+      if ((await this.fs.stat(directory)) !== undefined) await this.removePartitionDirectory(name, directory);
     } catch (error) {
       throw this.health.fail('delete', directory, error);
     }
-    this.logger.info({ topicPartition: name }, 'partition log deleted');
+    this.partitions.delete(name);
+    this.logger.info({ topicPartition: name, wasOpen: entry !== undefined }, 'partition log deleted');
+  }
+
+  /**
+   * Renames the directory to `<name>.<ms>-<n>-delete` (durably) and then removes it, so a crash
+   * mid-removal leaves a name the next start recognises and removes, never a half-deleted
+   * partition. I/O errors pass through to the caller.
+   */
+  private async removePartitionDirectory(name: string, directory: string): Promise<void> {
+    this.deletions += 1;
+    const doomed = join(this.logDir, `${name}.${this.clock.nowMs()}-${this.deletions}${DELETED_DIRECTORY_SUFFIX}`);
+    await this.fs.rename(directory, doomed);
+    await this.fs.syncDirectory(this.logDir);
+    await this.fs.removeDirectory(doomed);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.allSettled([...this.opening.values()]);
-    const logs = [...this.open.values()];
+    await Promise.allSettled([...this.opening.values()].map((entry) => entry.promise));
+    const logs = [...this.open.values()].map((entry) => entry.log);
     const results = await Promise.allSettled(logs.map((log) => log.close()));
     this.open.clear();
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -76,12 +76,17 @@ export async function openPartitionLog(options: PartitionLogOptions): Promise<Fi
     const loaded = await loadLog({ fs, directory: options.directory, topicPartition: options.topicPartition, config: options.config, clock: options.clock, logger });
     logger.info(
       { ...loaded.report, logStartOffset: loaded.logStartOffset.toString(), logEndOffset: loaded.logEndOffset.toString() },
-      loaded.report.cleanShutdown ? 'log loaded after a clean shutdown' : 'log recovered',
+      openedLogMessage(loaded.report),
     );
     return new FilePartitionLog(options, fs, logger, health, loaded.segments, loaded.logStartOffset, loaded.logEndOffset, loaded.report);
   } catch (error) {
     throw asStorageError(health, 'open', options.directory, error);
   }
+}
+
+function openedLogMessage(report: LogRecoveryReport): string {
+  if (report.created) return 'log created (new and empty)';
+  return report.cleanShutdown ? 'log loaded after a clean shutdown' : 'log recovered';
 }
 
 /** I/O errors take the dir offline; KavkaErrors (corruption, validation) and assertion failures pass unchanged. */

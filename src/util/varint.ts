@@ -87,3 +87,26 @@ export function readVarlong(cursor: Cursor): bigint {
   }
   throw new VarintError('varlong longer than 10 bytes');
 }
+
+/** Varlongs of up to this many bytes hold at most 49 bits, so they decode exactly as numbers. */
+const SMALL_VARLONG_BYTES = 7;
+
+/**
+ * Reads a varlong as a number when it is at most 7 bytes long (|value| < 2^48, exact), without
+ * bigint arithmetic; otherwise leaves the cursor where it was and returns undefined, so the caller
+ * reads it with readVarlong. For hot loops over records (timestamp deltas are small).
+ */
+export function readSmallVarlong(cursor: Cursor): number | undefined {
+  const start = cursor.offset;
+  let unsigned = 0;
+  let multiplier = 1;
+  for (let i = 0; i < SMALL_VARLONG_BYTES; i++) {
+    if (cursor.offset >= cursor.buffer.length) throw new VarintError('varlong runs past the end of the buffer');
+    const byte = cursor.buffer[cursor.offset++];
+    unsigned += (byte & 0x7f) * multiplier;
+    if ((byte & 0x80) === 0) return unsigned % 2 === 0 ? unsigned / 2 : -(unsigned + 1) / 2;
+    multiplier *= 128;
+  }
+  cursor.offset = start;
+  return undefined;
+}

@@ -21,6 +21,8 @@
 //             04 7632 (value "v2") 00 (no headers)
 import { describe, expect, it } from 'vitest';
 import { decodeRecordBatch, encodeRecordBatch, isBatchCrcValid, readBatchHeader, setBaseOffset } from '../../src/codec/record-batch.js';
+import { KavkaError } from '../../src/util/errors.js';
+import { readSmallVarlong, readVarlong, writeVarlong } from '../../src/util/varint.js';
 
 const GOLDEN_HEX =
   '000000000000000000000049ffffffff0297f4442a0000000000010000018bcfe568000000018bcfe56805' +
@@ -73,5 +75,59 @@ describe('RecordBatch v2 golden bytes', () => {
       [Buffer.alloc(0), Buffer.from('x'.repeat(1000)), [{ key: 'n', value: null }], 1n],
       [Buffer.from('k'), null, [], 2n],
     ]);
+  });
+});
+
+describe('encodeRecordBatch timestamps', () => {
+  const INT64_MAX = (1n << 63n) - 1n;
+  const encodeError = (timestamps: bigint[]): unknown => {
+    try {
+      encodeRecordBatch({ records: timestamps.map((timestamp) => ({ key: null, value: Buffer.from('v'), timestamp })) });
+      return undefined;
+    } catch (error) {
+      return error;
+    }
+  };
+
+  it('throws INVALID_TIMESTAMP for a delta outside int64 instead of wrapping it', () => {
+    const error = encodeError([-1n, INT64_MAX]);
+    expect(error).toBeInstanceOf(KavkaError);
+    expect((error as KavkaError).code).toBe('INVALID_TIMESTAMP');
+    expect((error as KavkaError).message).toMatch(/does not fit an int64/);
+  });
+
+  it('throws INVALID_TIMESTAMP for a timestamp below -1 or above int64', () => {
+    for (const timestamps of [[-2n], [5n, -3n], [INT64_MAX + 1n]]) {
+      const error = encodeError(timestamps);
+      expect(error, `timestamps ${timestamps.join(', ')}`).toBeInstanceOf(KavkaError);
+      expect((error as KavkaError).code).toBe('INVALID_TIMESTAMP');
+    }
+  });
+
+  it('accepts -1 (no timestamp), 0 and int64 max, each in its own batch, and the widest legal delta', () => {
+    for (const timestamps of [[-1n], [0n], [INT64_MAX], [0n, INT64_MAX]]) {
+      const decoded = decodeRecordBatch(encodeRecordBatch({ records: timestamps.map((timestamp) => ({ key: null, value: null, timestamp })) }));
+      expect(decoded.records.map((r) => r.timestamp)).toEqual(timestamps);
+    }
+  });
+});
+
+describe('readSmallVarlong', () => {
+  it('reads varlongs of up to 7 bytes as exact numbers and leaves longer ones for readVarlong', () => {
+    const values = [0n, 1n, -1n, 63n, -64n, 64n, 1_700_000_000_000n, -(2n ** 47n), 2n ** 47n, 2n ** 48n - 1n, -(2n ** 48n), 2n ** 48n, -(2n ** 48n) - 1n, 2n ** 62n, -(2n ** 63n)];
+    for (const value of values) {
+      const buffer = Buffer.alloc(10);
+      const length = writeVarlong(buffer, 0, value);
+      const cursor = { buffer, offset: 0 };
+      const small = readSmallVarlong(cursor);
+      if (length <= 7) {
+        expect(small, `value ${value}`).toBe(Number(value));
+        expect(cursor.offset).toBe(length);
+      } else {
+        expect(small, `value ${value}`).toBeUndefined();
+        expect(cursor.offset).toBe(0);
+        expect(readVarlong(cursor)).toBe(value);
+      }
+    }
   });
 });

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FaultInjectingFs, openLogManager, type LogManager, type PartitionLog } from '../../src/storage/index.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { batch, makeTempDir, readAllBatches, removeTempDir, START_MS, testConfig } from './helpers/fixtures.js';
+import { batch, makeTempDir, readAllBatches, removeTempDir, START_MS, testConfig, TOPIC_ID } from './helpers/fixtures.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -43,13 +43,13 @@ async function expectEverythingRejected(manager: LogManager, logs: PartitionLog[
     await storageErrorOf(log.flush());
     await storageErrorOf(log.applyRetention(START_MS));
   }
-  await storageErrorOf(manager.createLog({ topic: 'new', partition: 0 }, testConfig()));
+  await storageErrorOf(manager.createLog({ topic: 'new', partition: 0 }, testConfig(), TOPIC_ID));
 }
 
 /** Reopens with the real fs and returns the record offsets of the log. */
 async function reopenedOffsets(tp: { topic: string; partition: number }): Promise<bigint[]> {
   const manager = await open();
-  const log = await manager.createLog(tp, testConfig());
+  const log = await manager.createLog(tp, testConfig(), TOPIC_ID);
   const offsets = (await readAllBatches(log)).map((b) => b.baseOffset);
   await manager.close();
   return offsets;
@@ -61,8 +61,8 @@ describe('a write error (ENOSPC)', () => {
     const manager = await open(fs);
     const reasons: string[] = [];
     manager.onOffline((reason) => reasons.push(reason));
-    const orders = await manager.createLog(ORDERS, testConfig());
-    const payments = await manager.createLog(PAYMENTS, testConfig());
+    const orders = await manager.createLog(ORDERS, testConfig(), TOPIC_ID);
+    const payments = await manager.createLog(PAYMENTS, testConfig(), TOPIC_ID);
     for (let i = 0; i < 5; i++) await orders.appendAsLeader(batch({ tag: i }), 0);
     await payments.appendAsLeader(batch(), 0);
 
@@ -89,8 +89,8 @@ describe('an fsync error', () => {
     const manager = await open(fs);
     const reasons: string[] = [];
     manager.onOffline((reason) => reasons.push(reason));
-    const orders = await manager.createLog(ORDERS, testConfig());
-    const payments = await manager.createLog(PAYMENTS, testConfig());
+    const orders = await manager.createLog(ORDERS, testConfig(), TOPIC_ID);
+    const payments = await manager.createLog(PAYMENTS, testConfig(), TOPIC_ID);
     const acknowledged: bigint[] = [];
     for (let i = 0; i < 3; i++) acknowledged.push((await orders.appendAsLeader(batch({ tag: i }), 0)).baseOffset);
 
@@ -116,7 +116,7 @@ describe('an fsync error', () => {
     const fs = new FaultInjectingFs();
     const manager = await open(fs);
     const one = batch({ valueBytes: 100 }).length;
-    const orders = await manager.createLog(ORDERS, testConfig({ segmentBytes: one * 2 }));
+    const orders = await manager.createLog(ORDERS, testConfig({ segmentBytes: one * 2 }), TOPIC_ID);
     await orders.appendAsLeader(batch({ valueBytes: 100 }), 0);
     await orders.appendAsLeader(batch({ valueBytes: 100 }), 0);
     fs.failNext('rename', 'EIO', (path) => path.endsWith('.index.tmp'));

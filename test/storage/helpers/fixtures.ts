@@ -2,13 +2,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { encodeRecordBatch, readBatchHeader, scanBatches, type CompressionName } from '../../../src/codec/record-batch.js';
 import { ManualClock } from '../../../src/util/clock.js';
-import { silentLogger, type Logger } from '../../../src/util/logger.js';
+import { createLogger, silentLogger, type Logger } from '../../../src/util/logger.js';
 import { DEFAULT_LOG_CONFIG, openPartitionLog, type FilePartitionLog, type LogConfig, type PartitionLog, type StorageFs, type TopicPartition } from '../../../src/storage/index.js';
 
 export const TP: TopicPartition = { topic: 'orders', partition: 0 };
 export const START_MS = 1_700_000_000_000;
+/** The topic id storage tests create partition logs under (LogManager.createLog). */
+export const TOPIC_ID = 'b7c1f9a2-0d3e-4c5b-9a8f-6e2d1c0b3a49';
 
 export async function makeTempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'kavka-storage-'));
@@ -106,4 +109,22 @@ export async function waitUntil(condition: () => boolean, what: string, timeoutM
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
+}
+
+export interface CapturedLogs {
+  logger: Logger;
+  /** Every line logged so far, parsed (pino JSON: level 40 = warn). */
+  entries(): Record<string, unknown>[];
+}
+
+/** A logger whose JSON lines a test can read back. */
+export function capturingLogger(): CapturedLogs {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      lines.push(...String(chunk).split('\n').filter((line) => line !== ''));
+      callback();
+    },
+  });
+  return { logger: createLogger({ level: 'debug', destination }), entries: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>) };
 }
