@@ -337,16 +337,22 @@ function readBytes(cursor: Cursor): Buffer | null {
   return value;
 }
 
-/** The records region of a batch, decompressed. */
+/**
+ * Largest records region a compressed batch may inflate to. Bounds the memory a small hostile
+ * batch (a "zip bomb") can make the broker or a client allocate.
+ */
+export const MAX_DECOMPRESSED_BATCH_BYTES = 64 * 1024 * 1024;
+
+/** The records region of a batch, decompressed (at most MAX_DECOMPRESSED_BATCH_BYTES). */
 export function batchRecordsBody(batch: Buffer, header: BatchHeader = readBatchHeader(batch)): Buffer {
   const body = batch.subarray(BATCH_HEADER_SIZE, header.batchLength + LOG_OVERHEAD);
   const compression = compressionOf(header.attributes);
   if (compression === 'none') return body;
   if (compression === 'gzip') {
     try {
-      return gunzipSync(body);
+      return gunzipSync(body, { maxOutputLength: MAX_DECOMPRESSED_BATCH_BYTES });
     } catch (error) {
-      throw new KavkaError('CORRUPT_MESSAGE', `gzip batch at offset ${header.baseOffset} does not decompress`, { cause: error });
+      throw new KavkaError('CORRUPT_MESSAGE', `gzip batch at offset ${header.baseOffset} does not decompress to at most ${MAX_DECOMPRESSED_BATCH_BYTES} bytes: ${(error as Error).message}`, { cause: error });
     }
   }
   throw new KavkaError('UNSUPPORTED_COMPRESSION_TYPE', `compression ${compression} is not supported; use none or gzip`);

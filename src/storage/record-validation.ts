@@ -16,13 +16,10 @@
 //   of a producer's magic v2 batch, as Kafka does; the header check already ties lastOffsetDelta
 //   to recordsCount - 1).
 // - INVALID_TIMESTAMP: baseTimestamp + timestampDelta outside int64, or below 0 and not -1.
-import { gunzipSync } from 'node:zlib';
-import { BATCH_HEADER_SIZE, INT64_MAX, LOG_OVERHEAD, NO_TIMESTAMP, type BatchHeader } from '../codec/record-batch.js';
-import { KavkaError } from '../util/errors.js';
+import { batchRecordsBody, INT64_MAX, NO_TIMESTAMP, type BatchHeader } from '../codec/record-batch.js';
+import { KavkaError, toKavkaError } from '../util/errors.js';
 import { readSmallVarlong, readVarint, readVarlong, VarintError, type Cursor } from '../util/varint.js';
 
-const COMPRESSION_MASK = 0x07;
-const GZIP = 1;
 /** attributes + timestampDelta + offsetDelta + key length + value length + header count, one byte each at least. */
 const MIN_RECORD_BYTES = 6;
 /** A header holds at least a key length and a value length. */
@@ -57,12 +54,10 @@ export function checkRecordsForAppend(batch: Buffer, header: BatchHeader, where:
 
 /** The records region, decompressed. */
 function recordsBody(batch: Buffer, header: BatchHeader, where: string): Buffer {
-  const body = batch.subarray(BATCH_HEADER_SIZE, header.batchLength + LOG_OVERHEAD);
-  if ((header.attributes & COMPRESSION_MASK) !== GZIP) return body;
   try {
-    return gunzipSync(body);
+    return batchRecordsBody(batch, header);
   } catch (error) {
-    throw new KavkaError('CORRUPT_MESSAGE', `${where} is gzip-compressed but its records do not decompress: ${(error as Error).message}`, { cause: error });
+    throw new KavkaError(toKavkaError(error).code, `${where}: ${(error as Error).message}`, { cause: error });
   }
 }
 

@@ -131,3 +131,17 @@ describe('readSmallVarlong', () => {
     }
   });
 });
+
+describe('decompression bound', () => {
+  it('refuses a gzip batch that inflates past MAX_DECOMPRESSED_BATCH_BYTES (a zip bomb) with CORRUPT_MESSAGE', async () => {
+    const { gzipSync } = await import('node:zlib');
+    const codec = await import('../../src/codec/record-batch.js');
+    const bomb = gzipSync(Buffer.alloc(codec.MAX_DECOMPRESSED_BATCH_BYTES + 1024));
+    const template = codec.encodeRecordBatch({ records: [{ key: null, value: Buffer.from('x'), timestamp: 1n }], compression: 'gzip' });
+    const batch = Buffer.concat([template.subarray(0, codec.BATCH_HEADER_SIZE), bomb]);
+    batch.writeInt32BE(batch.length - codec.LOG_OVERHEAD, 8);
+    batch.writeUInt32BE(codec.computeBatchCrc(batch), 17);
+    expect(bomb.length).toBeLessThan(1024 * 1024);
+    expect(() => codec.batchRecordsBody(batch)).toThrow(expect.objectContaining({ code: 'CORRUPT_MESSAGE' }));
+  });
+});
