@@ -1,4 +1,5 @@
-// The Raft layer's public surface. The pure core only: the driver (RaftNode) arrives separately.
+// The Raft layer's public surface: the pure core, and the driver (RaftNode) with its storage and
+// transport ports.
 export {
   RaftCore,
   EMPTY_HARD_STATE,
@@ -40,3 +41,19 @@ export {
 } from './types.js';
 export { makeConfig, applyConfigChange, validateConfigChange, formatConfig } from './membership.js';
 export type { ProgressState } from './progress.js';
+export { RaftNode, type RaftNodeOptions, type ApplyEvent, type ApplyHandler, type LeaderChange, type Committed } from './raft-node.js';
+export { MemoryRaftStorage, applyWrite, type RaftStorage, type PersistWrite } from './raft-storage.js';
+export { LevelRaftStorage, RAFT_WRITE_OPTIONS, type LevelRaftStorageOptions } from './level-raft-storage.js';
+export { MemoryRaftNetwork, type RaftTransport } from './raft-transport.js';
+export {
+  GrpcRaftTransport,
+  raftServiceDefinition,
+  raftServiceHandlers,
+  loadRaftPackageDefinition,
+  RAFT_SERVICE_NAME,
+  type GrpcRaftTransportOptions,
+  type RaftServiceOptions,
+  type RaftReceiveStats,
+  type PeerLinkStats,
+} from './grpc-raft-transport.js';
+export { messageToProto, messageFromProto, RAFT_PROTO_FILE, NO_NODE_ID, type DecodedRaftMessage } from './raft-codec.js';
