@@ -47,6 +47,7 @@ export class ClusterNode {
   /** For gRPC: the node's server and its port (kept across restarts). */
   server: grpc.Server | undefined;
   port = 0;
+  transport: RaftTransport | undefined;
 
   constructor(
     readonly id: NodeId,
@@ -70,6 +71,7 @@ export class ClusterNode {
     let storage: RaftStorage = await LevelRaftStorage.open({ directory: this.directory, clusterId: CLUSTER_ID, nodeId: this.id });
     if (this.cluster.options.wrapStorage !== undefined) storage = this.cluster.options.wrapStorage(this.id, storage);
     const transport = await this.cluster.transportFor(this);
+    this.transport = transport;
     const node = await RaftNode.open({
       nodeId: this.id,
       bootstrap: { voters: [...this.cluster.options.ids], learners: [] },
