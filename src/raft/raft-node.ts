@@ -516,7 +516,16 @@ export class RaftNode {
     if (soft.leaderId !== last.leaderId || soft.term !== last.term) {
       this.logger.info({ leaderId: soft.leaderId, term: soft.term, role: soft.role }, 'Raft leader changed');
     }
-    for (const listener of this.leaderListeners) listener(change);
+    for (const listener of this.leaderListeners) this.notify(() => listener(change));
+  }
+
+  /** A listener's exception is its own bug: log it, never let it stop Raft. */
+  private notify(call: () => void): void {
+    try {
+      call();
+    } catch (error) {
+      this.logger.error({ err: error }, 'a Raft listener threw');
+    }
   }
 
   private settleTransfer(change: LeaderChange): void {
@@ -535,7 +544,7 @@ export class RaftNode {
     this.cancelTick?.();
     this.logger.error({ err: error }, 'Raft node failed; it must be restarted');
     this.rejectAll(failure);
-    for (const listener of this.failureListeners) listener(failure);
+    for (const listener of this.failureListeners) this.notify(() => listener(failure));
   }
 }
 
