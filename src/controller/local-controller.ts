@@ -19,6 +19,7 @@ import {
   type CreateTopicRequest,
   type PlacementContext,
   type TopicResult,
+  placementBrokers,
 } from './topic-operations.js';
 
 export const METADATA_LOG_FILE = 'kavka-metadata.log';
@@ -89,23 +90,35 @@ export class LocalController {
   }
 
   private placementContext(): PlacementContext {
-    const liveBrokers = [...this.imageValue.brokers.keys()].sort((a, b) => a - b);
+    const { liveBrokers, brokerRacks } = placementBrokers(this.imageValue);
     return {
       defaultPartitions: this.options.defaultPartitions,
       defaultReplicationFactor: this.options.defaultReplicationFactor,
       liveBrokers,
+      brokerRacks,
       startIndex: Math.floor(this.options.random() * Math.max(1, liveBrokers.length)),
       newTopicId: this.options.newTopicId,
     };
   }
 
-  /** Records this node's endpoints (once its listeners are bound), if they changed. */
+  /**
+   * Records this node's endpoints (once its listeners are bound), if they changed, and leaves it
+   * unfenced. A registration starts fenced (KIP-631); a single node is its own controller and
+   * heartbeats trivially, so the UnfenceBroker record commits in the same change. A log written
+   * before fencing existed (or a fenced registration) gets the UnfenceBroker alone.
+   */
   registerBroker(endpoints: { name: string; host: string; port: number }[], rack: string | undefined): Promise<void> {
     return this.run(() => {
-      const existing = this.imageValue.brokers.get(this.options.nodeId);
+      const nodeId = this.options.nodeId;
+      const existing = this.imageValue.brokers.get(nodeId);
       const current = existing === undefined ? undefined : JSON.stringify([...existing.endpoints].map(([name, e]) => ({ name, host: e.host, port: e.port })));
-      if (current === JSON.stringify(endpoints) && existing?.rack === rack) return { records: [], results: [] };
-      return { records: [{ type: 'RegisterBroker', nodeId: this.options.nodeId, endpoints, rack }], results: [] };
+      const records: MetadataRecord[] = [];
+      if (current !== JSON.stringify(endpoints) || existing?.rack !== rack) {
+        records.push({ type: 'RegisterBroker', nodeId, endpoints, rack }, { type: 'UnfenceBroker', nodeId });
+      } else if (existing?.fenced === true) {
+        records.push({ type: 'UnfenceBroker', nodeId });
+      }
+      return { records, results: [] };
     }, false).then(() => undefined);
   }
 

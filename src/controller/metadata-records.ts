@@ -7,6 +7,29 @@ export interface RegisterBrokerRecord {
   nodeId: number;
   endpoints: { name: string; host: string; port: number }[];
   rack?: string;
+  /**
+   * A fresh id per broker process start (KIP-631): heartbeats naming another incarnation are
+   * from a process that has since restarted and are rejected. Absent in records written before
+   * incarnations existed; such a registration matches no heartbeat's incarnation but its own.
+   */
+  incarnationId?: string;
+}
+
+/** The broker's session ended (heartbeats stopped, or it asked): it leads nothing and takes no new replicas. */
+export interface FenceBrokerRecord {
+  type: 'FenceBroker';
+  nodeId: number;
+}
+
+/** The broker's heartbeat was accepted: it may lead partitions and take replicas again. */
+export interface UnfenceBrokerRecord {
+  type: 'UnfenceBroker';
+  nodeId: number;
+}
+
+export interface UnregisterBrokerRecord {
+  type: 'UnregisterBroker';
+  nodeId: number;
 }
 
 export interface TopicRecord {
@@ -32,6 +55,27 @@ export interface RemoveTopicRecord {
   name: string;
 }
 
+/**
+ * Changes an existing partition; absent fields keep their value. Replay bumps partitionEpoch on
+ * every change and leaderEpoch when the leader changes (KIP-631 PartitionChangeRecord).
+ */
+export interface PartitionChangeRecord {
+  type: 'PartitionChange';
+  topic: string;
+  partition: number;
+  /** -1 leaves the partition offline. */
+  leader?: number;
+  isr?: number[];
+  replicas?: number[];
+}
+
+/** The controller handed out producer ids below nextProducerId (one block at a time). */
+export interface ProducerIdsRecord {
+  type: 'ProducerIds';
+  brokerId: number;
+  nextProducerId: number;
+}
+
 /** Sets (value) or removes (value null) topic config keys. */
 export interface ConfigRecord {
   type: 'Config';
@@ -39,4 +83,14 @@ export interface ConfigRecord {
   changes: Record<string, string | null>;
 }
 
-export type MetadataRecord = RegisterBrokerRecord | TopicRecord | PartitionRecord | RemoveTopicRecord | ConfigRecord;
+export type MetadataRecord =
+  | RegisterBrokerRecord
+  | FenceBrokerRecord
+  | UnfenceBrokerRecord
+  | UnregisterBrokerRecord
+  | TopicRecord
+  | PartitionRecord
+  | PartitionChangeRecord
+  | RemoveTopicRecord
+  | ConfigRecord
+  | ProducerIdsRecord;

@@ -33,8 +33,13 @@ export interface CreatedTopicResult extends TopicResult {
 export interface PlacementContext {
   defaultPartitions: number;
   defaultReplicationFactor: number;
-  /** Brokers able to take replicas now, ascending. */
+  /** Brokers able to take replicas now (registered and unfenced), ascending. */
   liveBrokers: readonly number[];
+  /**
+   * Rack of each live broker. When every live broker has one, placement spreads each
+   * partition's replicas across racks; otherwise it is plain round-robin.
+   */
+  brokerRacks?: ReadonlyMap<number, string | undefined>;
   /** Index to start round-robin placement at (random in production, fixed in tests). */
   startIndex: number;
   newTopicId: () => string;
@@ -63,6 +68,74 @@ export function placeReplicas(numPartitions: number, replicationFactor: number, 
     placement.push(replicas);
   }
   return placement;
+}
+
+/**
+ * Kafka's rack-alternating broker order: racks in name order, and round i takes the i-th broker
+ * of each rack that has one, so neighbours in the list sit on different racks while they can.
+ */
+export function rackAlternatingOrder(brokers: readonly number[], racks: ReadonlyMap<number, string | undefined>): number[] {
+  const byRack = new Map<string, number[]>();
+  for (const broker of brokers) {
+    const rack = racks.get(broker) ?? '';
+    byRack.set(rack, [...(byRack.get(rack) ?? []), broker]);
+  }
+  const groups = [...byRack.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, ids]) => ids);
+  const order: number[] = [];
+  for (let round = 0; order.length < brokers.length; round++) {
+    for (const group of groups) if (round < group.length) order.push(group[round]);
+  }
+  return order;
+}
+
+/**
+ * Rack-aware placement: partition p's first replica is the (start + p)-th broker of the
+ * rack-alternating order; following replicas walk the order, skipping racks that already hold
+ * a replica until every rack holds one, then take any broker not yet used. Each partition
+ * therefore spans min(replicationFactor, racks) racks. (Kafka's AdminUtils also shifts followers
+ * every full round; Kavka does not, as its round-robin placement does not.)
+ */
+export function placeReplicasRackAware(
+  numPartitions: number,
+  replicationFactor: number,
+  brokers: readonly number[],
+  racks: ReadonlyMap<number, string | undefined>,
+  startIndex: number,
+  firstPartition = 0,
+): number[][] {
+  const order = rackAlternatingOrder(brokers, racks);
+  const rackOf = (broker: number) => racks.get(broker) ?? '';
+  const rackCount = new Set(order.map(rackOf)).size;
+  const placement: number[][] = [];
+  for (let p = firstPartition; p < firstPartition + numPartitions; p++) {
+    const first = (startIndex + p) % order.length;
+    const replicas = [order[first]];
+    const usedRacks = new Set([rackOf(order[first])]);
+    for (const spreadRacks of [true, false]) {
+      for (let k = 1; k < order.length && replicas.length < replicationFactor; k++) {
+        const broker = order[(first + k) % order.length];
+        if (replicas.includes(broker)) continue;
+        if (spreadRacks && usedRacks.size < rackCount && usedRacks.has(rackOf(broker))) continue;
+        replicas.push(broker);
+        usedRacks.add(rackOf(broker));
+      }
+    }
+    placement.push(replicas);
+  }
+  return placement;
+}
+
+function place(context: PlacementContext, numPartitions: number, replicationFactor: number, firstPartition: number): number[][] {
+  const racks = context.brokerRacks;
+  const everyBrokerHasRack = racks !== undefined && context.liveBrokers.every((b) => racks.get(b) !== undefined);
+  if (everyBrokerHasRack) return placeReplicasRackAware(numPartitions, replicationFactor, context.liveBrokers, racks, context.startIndex, firstPartition);
+  return placeReplicas(numPartitions, replicationFactor, context.liveBrokers, context.startIndex, firstPartition);
+}
+
+/** The brokers placement may use: registered and unfenced, ascending, with their racks. */
+export function placementBrokers(image: MetadataImage): { liveBrokers: number[]; brokerRacks: Map<number, string | undefined> } {
+  const liveBrokers = image.unfencedBrokerIds();
+  return { liveBrokers, brokerRacks: new Map(liveBrokers.map((id) => [id, image.brokers.get(id)?.rack])) };
 }
 
 function checkPartitionCount(count: number, what: string): void {
@@ -137,7 +210,7 @@ export function createTopics(requests: CreateTopicRequest[], image: MetadataImag
       } else {
         checkPartitionCount(numPartitions, 'partition count');
         checkReplicationFactor(replicationFactor, context.liveBrokers);
-        placement = placeReplicas(numPartitions, replicationFactor, context.liveBrokers, context.startIndex);
+        placement = place(context, numPartitions, replicationFactor, 0);
       }
       const configs: Record<string, string> = {};
       for (const [key, value] of Object.entries(request.configs)) configs[key] = validateTopicConfig(key, value);
@@ -196,7 +269,7 @@ export function createPartitions(requests: CreatePartitionsRequest[], image: Met
       } else {
         const factor = topic.partitions[0]?.replicas.length ?? context.defaultReplicationFactor;
         checkReplicationFactor(factor, context.liveBrokers);
-        placement = placeReplicas(added, factor, context.liveBrokers, context.startIndex, current);
+        placement = place(context, added, factor, current);
       }
       records.push(...partitionRecords(request.name, placement, current));
       results.push(ok(request.name));
