@@ -5,6 +5,9 @@ export { validateTopicName, collisionKey, isInternalTopic, MAX_TOPIC_NAME_LENGTH
 export { TOPIC_CONFIG_KEYS, isTopicConfigKey, validateTopicConfig, type TopicConfigKey } from './topic-config.js';
 export {
   placeReplicas,
+  placeReplicasRackAware,
+  rackAlternatingOrder,
+  placementBrokers,
   MAX_PARTITIONS_PER_TOPIC,
   type CreateTopicRequest,
   type CreatePartitionsRequest,
@@ -12,3 +15,22 @@ export {
   type TopicResult,
   type CreatedTopicResult,
 } from './topic-operations.js';
+export {
+  electLeaders,
+  electPreferredLeaders,
+  alterPartition,
+  uncleanLeaderElectionEnabled,
+  UNCLEAN_LEADER_ELECTION_ENABLE,
+  DEFAULT_LEADERSHIP_OPTIONS,
+  type LeadershipOptions,
+  type AlterPartitionRequest,
+  type AlterPartitionResponse,
+} from './partition-leadership.js';
+export {
+  BrokerHeartbeatTracker,
+  fenceStaleBrokers,
+  handleHeartbeat,
+  withLeadershipChanges,
+  type BrokerHeartbeatRequest,
+  type BrokerHeartbeatResponse,
+} from './broker-liveness.js';

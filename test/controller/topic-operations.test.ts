@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { MetadataImage } from '../../src/controller/index.js';
-import { createTopics, deleteTopics, createPartitions, alterTopicConfigs, placeReplicas, type PlacementContext } from '../../src/controller/topic-operations.js';
+import {
+  createTopics,
+  deleteTopics,
+  createPartitions,
+  alterTopicConfigs,
+  placeReplicas,
+  placeReplicasRackAware,
+  placementBrokers,
+  rackAlternatingOrder,
+  type PlacementContext,
+} from '../../src/controller/topic-operations.js';
 import type { MetadataRecord } from '../../src/controller/metadata-records.js';
 
 function context(brokers = [1]): PlacementContext {
@@ -120,5 +130,56 @@ describe('other topic operations', () => {
     const removed = alterTopicConfigs([{ name: 't', changes: [{ key: 'retention.ms', value: null }] }], withConfig);
     expect(removed.records.reduce((img, r) => img.replay(r), withConfig).topic('t')?.configs.has('retention.ms')).toBe(false);
     expect(alterTopicConfigs([{ name: 't', changes: [{ key: 'retention.ms', value: 'x' }] }], image).results[0].errorCode).toBe('INVALID_CONFIG');
+  });
+});
+
+describe('placement over unfenced brokers and racks', () => {
+  it('counts only registered, unfenced brokers as live, with their racks', () => {
+    let image = MetadataImage.EMPTY;
+    for (const nodeId of [1, 2, 3]) image = image.replay({ type: 'RegisterBroker', nodeId, endpoints: [], rack: `r${nodeId}` });
+    image = image.replay({ type: 'UnfenceBroker', nodeId: 1 }).replay({ type: 'UnfenceBroker', nodeId: 3 });
+    expect(placementBrokers(image)).toEqual({ liveBrokers: [1, 3], brokerRacks: new Map([[1, 'r1'], [3, 'r3']]) });
+  });
+
+  it('rejects a replication factor above the unfenced brokers with INVALID_REPLICATION_FACTOR (KIP-631 fencing)', () => {
+    let image = MetadataImage.EMPTY;
+    for (const nodeId of [1, 2, 3]) image = image.replay({ type: 'RegisterBroker', nodeId, endpoints: [] });
+    image = image.replay({ type: 'UnfenceBroker', nodeId: 1 });
+    const result = createTopics([{ name: 't', replicationFactor: 2, configs: {}, assignments: new Map() }], image, { ...context(), ...placementBrokers(image) }).results[0];
+    expect(result.errorCode).toBe('INVALID_REPLICATION_FACTOR');
+  });
+
+  it("orders brokers rack-alternating, as Kafka's placement does", () => {
+    const racks = new Map([[1, 'a'], [2, 'a'], [3, 'b'], [4, 'b'], [5, 'c'], [6, 'c']]);
+    expect(rackAlternatingOrder([1, 2, 3, 4, 5, 6], racks)).toEqual([1, 3, 5, 2, 4, 6]);
+    expect(rackAlternatingOrder([1, 2, 3, 4], new Map([[1, 'a'], [2, 'a'], [3, 'a'], [4, 'b']]))).toEqual([1, 4, 2, 3]);
+  });
+
+  it.each([
+    ['three racks, factor 3', [1, 2, 3, 4, 5, 6], { 1: 'a', 2: 'a', 3: 'b', 4: 'b', 5: 'c', 6: 'c' }, 3, 3],
+    ['two racks, factor 3', [1, 2, 3, 4], { 1: 'a', 2: 'a', 3: 'b', 4: 'b' }, 3, 2],
+    ['uneven racks, factor 2', [1, 2, 3, 4], { 1: 'a', 2: 'a', 3: 'a', 4: 'b' }, 2, 2],
+  ])('spreads every partition over as many racks as it can: %s', (_what, brokers, rackOf, factor, racksPerPartition) => {
+    const racks = new Map(Object.entries(rackOf).map(([id, rack]) => [Number(id), rack]));
+    for (let start = 0; start < brokers.length; start++) {
+      for (const replicas of placeReplicasRackAware(12, factor, brokers, racks, start)) {
+        expect(new Set(replicas).size).toBe(factor);
+        expect(new Set(replicas.map((b) => racks.get(b))).size).toBe(racksPerPartition);
+      }
+    }
+  });
+
+  it('spreads leadership over every broker', () => {
+    const racks = new Map([[1, 'a'], [2, 'a'], [3, 'b'], [4, 'b']]);
+    expect(new Set(placeReplicasRackAware(4, 2, [1, 2, 3, 4], racks, 0).map((r) => r[0]))).toEqual(new Set([1, 2, 3, 4]));
+  });
+
+  it('createTopics uses rack-aware placement when every live broker has a rack, round-robin otherwise', () => {
+    const brokerRacks = new Map([[1, 'a'], [2, 'a'], [3, 'b']]);
+    const run = (racks: Map<number, string | undefined>) =>
+      createTopics([{ name: 't', numPartitions: 3, replicationFactor: 2, configs: {}, assignments: new Map() }], imageWith([1, 2, 3]), { ...context([1, 2, 3]), brokerRacks: racks }).records
+        .flatMap((r) => (r.type === 'Partition' ? [r.replicas] : []));
+    for (const replicas of run(brokerRacks)) expect(new Set(replicas.map((b) => brokerRacks.get(b))).size).toBe(2);
+    expect(run(new Map([[1, 'a'], [2, undefined], [3, 'b']]))).toEqual(placeReplicas(3, 2, [1, 2, 3], 0));
   });
 });
