@@ -133,7 +133,8 @@ describe('producer failover', () => {
     expect(requests).toBe(1);
     held.shift()?.();
     await first;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Wait on the event (the second request arriving), bounded, never on a fixed sleep.
+    for (let i = 0; i < 500 && requests < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     expect(requests).toBe(2);
     held.shift()?.();
     await second;

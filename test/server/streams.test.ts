@@ -70,7 +70,12 @@ describe('stream status', () => {
     await answered;
     const fetchStream = client.FetchStream({ maxWaitMs: 500, topics: [{ name: 'open', partitions: [{ partition: 0, fetchOffset: '1' }] }] });
     const fetchEnded = streamEnd(fetchStream);
-    const longPoll = call<object, FetchResponse__Output>(client, 'Fetch', { maxWaitMs: 30_000, minBytes: 1, topics: [{ name: 'open', partitions: [{ partition: 0, fetchOffset: '1' }] }] });
+    // The fetch stream is known to be open once it delivers the next record.
+    const delivered = new Promise((resolve) => fetchStream.once('data', resolve));
+    const secondAnswer = new Promise((resolve) => produceStream.once('data', resolve));
+    produceStream.write({ correlationId: 2, topics: [{ name: 'open', partitions: [{ partition: 0, records: [{ value: Buffer.from('y') }] }] }] });
+    await Promise.all([delivered, secondAnswer]);
+    const longPoll = call<object, FetchResponse__Output>(client, 'Fetch', { maxWaitMs: 30_000, minBytes: 1, topics: [{ name: 'open', partitions: [{ partition: 0, fetchOffset: '2' }] }] });
     await new Promise((resolve) => setTimeout(resolve, 200));
 
     await node.stop();
