@@ -3,6 +3,7 @@
 // Unknown keys and bad values stop start-up with a message naming the key.
 import { readFileSync } from 'node:fs';
 import { KavkaError } from '../util/errors.js';
+import { readProperties } from '../util/properties.js';
 import { INT32_MAX, parseBoolean, parseChoice, parseInteger, parseString } from '../util/config-values.js';
 
 import type { ConfigValue } from '../util/config-values.js';
@@ -89,15 +90,9 @@ export function readPropertiesFile(path: string): Map<string, string> {
 }
 
 export function parseProperties(text: string): Map<string, string> {
-  const result = new Map<string, string>();
-  for (const rawLine of text.split(/\r?\n/)) {
-    const line = rawLine.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith('!')) continue;
-    const match = /^([^=:\s]+)\s*[=:]\s*(.*)$/.exec(line);
-    if (match === null) throw new KavkaError('INVALID_CONFIG', `config line ${JSON.stringify(rawLine)} is not key=value`);
-    result.set(match[1], match[2]);
-  }
-  return result;
+  const result = readProperties(text);
+  if ('badLine' in result) throw new KavkaError('INVALID_CONFIG', `config line ${JSON.stringify(result.badLine)} is not key=value`);
+  return result.properties;
 }
 
 /** KAVKA_LOG_RETENTION_MS -> log.retention.ms. Only keys Kavka knows are mapped back. */

@@ -7,7 +7,7 @@
 // that size (a cut file, a copy gone wrong), the loader recovers the segment as after a crash.
 import { join } from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
-import { formatProperties, parseProperties } from './properties-file.js';
+import { formatProperties, parseProperties } from '../util/properties.js';
 import { readFileIfExists, type StorageFs } from './storage-fs.js';
 
 export const CLEAN_SHUTDOWN_FILE = '.kavka_cleanshutdown';

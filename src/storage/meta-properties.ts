@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import { KavkaError } from '../util/errors.js';
 import { writeFileAtomic } from './atomic-file.js';
-import { formatProperties, parseProperties } from './properties-file.js';
+import { formatProperties, parseProperties } from '../util/properties.js';
 import { readFileIfExists, type StorageFs } from './storage-fs.js';
 
 export const META_PROPERTIES_FILE = 'meta.properties';
