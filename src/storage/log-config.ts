@@ -2,10 +2,11 @@
 // its defaults (src/config); storage checks the bounds it depends on, naming Kafka's topic keys.
 import { BATCH_HEADER_SIZE } from '../codec/record-batch.js';
 import { KavkaError } from '../util/errors.js';
+import { INT32_MAX } from '../util/config-values.js';
 import type { LogConfig } from './api.js';
 
 /** Segment positions and relative offsets are int32 in the index files. */
-export const INT32_MAX = 2_147_483_647;
+export { INT32_MAX };
 
 /** Kafka's defaults (log.segment.bytes 1 GiB, 7 days for roll and retention, message.max.bytes 1048588). */
 export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = Object.freeze({
