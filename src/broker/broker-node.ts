@@ -8,7 +8,7 @@ import { createLogger, type Logger } from '../util/logger.js';
 import { buildBrokerConfig, type BrokerConfig } from '../config/index.js';
 import { LocalController, TOPIC_CONFIG_KEYS } from '../controller/index.js';
 import { ReplicaManager } from '../replication/index.js';
-import { openLogManager, type LogConfig, type LogManager, type StorageFs } from '../storage/index.js';
+import { openLogManager, topicPartitionName, type LogConfig, type LogManager, type StorageFs } from '../storage/index.js';
 import { AdminHttpServer, BrokerMetrics, GrpcServers, topicDefaults, type BoundListener, type Readiness } from '../server/index.js';
 
 export interface StartBrokerOptions {
@@ -33,6 +33,11 @@ export interface Broker {
   readonly logManager: LogManager;
   readiness(): Readiness;
   stop(): Promise<void>;
+}
+
+/** A topic config's effective value: the topic's override, else the broker's default. */
+export function topicConfigValue(config: BrokerConfig, topicConfigs: ReadonlyMap<string, string>, key: keyof typeof TOPIC_CONFIG_KEYS): string {
+  return topicConfigs.get(key) ?? topicDefaults({ config })[key];
 }
 
 /** Effective log config of a topic: its overrides over the broker's defaults. */
@@ -78,7 +83,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
     nodeId: config.nodeId,
     logManager,
     logConfigFor: (topicConfigs) => logConfigFor(config, topicConfigs),
-    minInsyncReplicasFor: (topicConfigs) => Number(topicConfigs.get('min.insync.replicas') ?? config.get('min.insync.replicas')),
+    minInsyncReplicasFor: (topicConfigs) => Number(topicConfigValue(config, topicConfigs, 'min.insync.replicas')),
     clock,
     logger: logger.child({ component: 'replica-manager' }),
   });
@@ -89,6 +94,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
   const servers = new GrpcServers({ nodeId: config.nodeId, config, controller, replicaManager, metrics, clock, logger: logger.child({ component: 'server' }) });
   const admin = new AdminHttpServer(metrics.registry, () => readiness);
   let retentionCancel: (() => void) | undefined;
+  let stopped = false;
   try {
     const bound = await servers.listen(config.listeners);
     const endpoints = bound.map((b) => {
@@ -103,17 +109,20 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
 
     const retentionIntervalMs = config.get('log.retention.check.interval.ms');
     const scheduleRetention = () => {
+      // A pass still running when stop() began must not schedule another.
+      if (stopped) return;
       retentionCancel = clock.schedule(retentionIntervalMs, () => {
         void runRetention().finally(scheduleRetention);
       });
     };
     const runRetention = async () => {
       for (const state of replicaManager.allPartitions()) {
+        const topicPartition = topicPartitionName(state.topicPartition);
         try {
           const deleted = await state.log.applyRetention(clock.nowMs());
-          if (deleted > 0) logger.info({ topicPartition: `${state.topicPartition.topic}-${state.topicPartition.partition}`, segmentsDeleted: deleted, logStartOffset: state.log.logStartOffset.toString() }, 'retention deleted segments');
+          if (deleted > 0) logger.info({ topicPartition, segmentsDeleted: deleted, logStartOffset: state.log.logStartOffset.toString() }, 'retention deleted segments');
         } catch (error) {
-          logger.warn({ err: error, topicPartition: `${state.topicPartition.topic}-${state.topicPartition.partition}` }, 'retention failed');
+          logger.warn({ err: error, topicPartition }, 'retention failed');
         }
       }
     };
@@ -138,6 +147,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
         stopping ??= (async () => {
           readiness = { ready: false, reason: 'shutting down' };
           logger.info('controlled shutdown started');
+          stopped = true;
           retentionCancel?.();
           unsubscribeImage();
           await servers.close(config.get('shutdown.timeout.ms'));
@@ -151,6 +161,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
       },
     };
   } catch (error) {
+    stopped = true;
     retentionCancel?.();
     await servers.close(0);
     await admin.close().catch(() => undefined);

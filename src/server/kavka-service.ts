@@ -4,7 +4,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { KavkaError, toKavkaError, type ErrorName } from '../util/errors.js';
 import { encodeRecordBatch, type RecordInput } from '../codec/index.js';
-import { validateTopicName, type CreateTopicRequest } from '../controller/index.js';
+import { isInternalTopic, validateTopicName, type CreateTopicRequest } from '../controller/index.js';
 import type { Acks } from '../replication/index.js';
 import type { Clock } from '../util/clock.js';
 import type { KavkaHandlers } from '../gen/kavka/v1/Kavka.js';
@@ -107,7 +107,7 @@ export class KavkaService {
       return {
         errorCode: 'NONE',
         name,
-        isInternal: name.startsWith('__'),
+        isInternal: isInternalTopic(name),
         partitions: topic.partitions.map((p) => ({
           errorCode: p.leader === -1 ? 'LEADER_NOT_AVAILABLE' : 'NONE',
           partition: p.partition,
