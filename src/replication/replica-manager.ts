@@ -145,6 +145,11 @@ export class ReplicaManager {
   /** Resolves on the next durable append to any of the partitions, after timeoutMs, or on abort. */
   waitForAppend(requests: FetchPartitionRequest[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
+      // An abort that came while the caller was reading must not wait out the timeout.
+      if (signal?.aborted) {
+        resolve();
+        return;
+      }
       const cleanups: (() => void)[] = [];
       const done = () => {
         for (const cleanup of cleanups) cleanup();
