@@ -15,7 +15,7 @@ export {
   type TimestampOffset,
   type TopicPartition,
 } from './api.js';
-export { DEFAULT_LOG_CONFIG, validateLogConfig } from './log-config.js';
+export { validateLogConfig } from './log-config.js';
 export { openLogManager } from './log-manager.js';
 export { openPartitionLog, type FilePartitionLog, type PartitionLogOptions } from './partition-log.js';
 export type { LogRecoveryReport } from './log-loader.js';

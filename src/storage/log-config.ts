@@ -8,19 +8,6 @@ import type { LogConfig } from './api.js';
 /** Segment positions and relative offsets are int32 in the index files. */
 export { INT32_MAX };
 
-/** Kafka's defaults (log.segment.bytes 1 GiB, 7 days for roll and retention, message.max.bytes 1048588). */
-export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = Object.freeze({
-  segmentBytes: 1_073_741_824,
-  segmentMs: 604_800_000,
-  retentionMs: 604_800_000,
-  retentionBytes: -1,
-  retentionMessages: -1,
-  maxMessageBytes: 1_048_588,
-  indexIntervalBytes: 4096,
-  flushPolicy: 'batch',
-  messageTimestampType: 'CreateTime',
-});
-
 function checkInteger(key: string, value: number, min: number, max: number): void {
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new KavkaError('INVALID_CONFIG', `config ${key}=${value} is invalid: expected an integer between ${min} and ${max}`);

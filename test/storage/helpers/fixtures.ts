@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { encodeRecordBatch, readBatchHeader, scanBatches, type CompressionName } from '../../../src/codec/record-batch.js';
 import { ManualClock } from '../../../src/util/clock.js';
 import { createLogger, silentLogger, type Logger } from '../../../src/util/logger.js';
-import { DEFAULT_LOG_CONFIG, openPartitionLog, type FilePartitionLog, type LogConfig, type PartitionLog, type StorageFs, type TopicPartition } from '../../../src/storage/index.js';
+import { openPartitionLog, type FilePartitionLog, type LogConfig, type PartitionLog, type StorageFs, type TopicPartition } from '../../../src/storage/index.js';
 
 export const TP: TopicPartition = { topic: 'orders', partition: 0 };
 export const START_MS = 1_700_000_000_000;
@@ -21,8 +21,20 @@ export async function removeTempDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
+/** Kafka's defaults for the rest (retention 7 days, message.max.bytes 1048588), small segments. */
 export function testConfig(overrides: Partial<LogConfig> = {}): LogConfig {
-  return { ...DEFAULT_LOG_CONFIG, segmentBytes: 1024 * 1024, indexIntervalBytes: 256, ...overrides };
+  return {
+    segmentBytes: 1024 * 1024,
+    segmentMs: 604_800_000,
+    retentionMs: 604_800_000,
+    retentionBytes: -1,
+    retentionMessages: -1,
+    maxMessageBytes: 1_048_588,
+    indexIntervalBytes: 256,
+    flushPolicy: 'batch',
+    messageTimestampType: 'CreateTime',
+    ...overrides,
+  };
 }
 
 export interface BatchOptions {
