@@ -1,5 +1,5 @@
-// Defaults and bounds of a partition log's configuration. The broker merges topic overrides over
-// its defaults (src/config); storage checks the bounds it depends on, naming Kafka's topic keys.
+// Bounds of a partition log's configuration. The broker merges topic overrides over its
+// defaults (src/config); storage checks the bounds it depends on, naming Kafka's topic keys.
 import { BATCH_HEADER_SIZE } from '../codec/record-batch.js';
 import { KavkaError } from '../util/errors.js';
 import { INT32_MAX } from '../util/config-values.js';
