@@ -48,9 +48,51 @@ export const BROKER_CONFIG_KEYS = {
   'fetch.max.bytes': { doc: 'Largest fetch response; larger requests are clamped.', default: '57671680', parse: parseInteger(1024, INT32_MAX) },
   'fetch.max.wait.ms.limit': { doc: 'Longest long-poll a fetch may ask for; Kavka only.', default: '30000', parse: parseInteger(0, INT32_MAX) },
   'shutdown.timeout.ms': { doc: 'Bound on a controlled shutdown; Kavka only.', default: '10000', parse: parseInteger(0, INT32_MAX) },
+  'process.roles': { doc: 'broker,controller (a controller voter that also serves data) or broker (serves data, follows the metadata log without voting).', default: 'broker,controller', parse: parseRoles },
+  'controller.quorum.voters': { doc: 'Controller voters id@host:port (their controller listener), comma separated; only bootstraps a new cluster. Empty = this node alone.', default: '', parse: parseString },
+  'controller.listener.names': { doc: 'Listener that carries Raft and controller requests between nodes.', default: 'INTERNAL', parse: parseString },
+  'peer.address.overrides': { doc: 'id@host:port per peer: where this node connects to reach that node (e.g. through a test proxy); Kavka only.', default: '', parse: parseString },
+  'controller.quorum.election.timeout.ms': { doc: 'Raft election timeout (randomized between 1x and 2x).', default: '1000', parse: parseInteger(20, INT32_MAX) },
+  'broker.session.timeout.ms': { doc: 'A broker silent this long is fenced and its partitions elect new leaders.', default: '9000', parse: parseInteger(100, INT32_MAX) },
+  'broker.heartbeat.interval.ms': { doc: 'How often a broker heartbeats to the active controller.', default: '2000', parse: parseInteger(10, INT32_MAX) },
+  'unclean.leader.election.enable': { doc: 'Let a replica outside the ISR lead when no ISR member is alive (may lose acknowledged data).', default: 'false', parse: parseBoolean },
+  'auto.leader.rebalance.enable': { doc: 'Move leadership back to the preferred replica once it is in the ISR again.', default: 'true', parse: parseBoolean },
+  'leader.imbalance.check.interval.seconds': { doc: 'How often the controller checks for partitions not led by their preferred replica.', default: '300', parse: parseInteger(1, INT32_MAX) },
+  'metadata.log.max.record.bytes.between.snapshots': { doc: 'Snapshot the metadata image after this many bytes of new metadata records.', default: '20971520', parse: parseInteger(1, INT32_MAX) },
 } as const satisfies Record<string, KeySpec>;
 
 export type BrokerConfigKey = keyof typeof BROKER_CONFIG_KEYS;
+
+function parseRoles(raw: string, key: string): 'broker,controller' | 'broker' {
+  const roles = new Set(raw.split(',').map((r) => r.trim().toLowerCase()).filter((r) => r !== ''));
+  for (const role of roles) {
+    if (role !== 'broker' && role !== 'controller') throw new KavkaError('INVALID_CONFIG', `config ${key}: unknown role ${JSON.stringify(role)}; use broker,controller or broker`);
+  }
+  if (!roles.has('broker')) throw new KavkaError('INVALID_CONFIG', `config ${key}=${raw}: a controller-only node is not supported; use broker,controller`);
+  return roles.has('controller') ? 'broker,controller' : 'broker';
+}
+
+/** One `id@host:port` entry of controller.quorum.voters or peer.address.overrides. */
+export interface NodeAddress {
+  nodeId: number;
+  host: string;
+  port: number;
+}
+
+export function parseNodeAddresses(text: string, key: string): NodeAddress[] {
+  if (text.trim() === '') return [];
+  const result = text.split(',').map((part) => {
+    const match = /^(\d+)@(\[[^\]]+\]|[^:@]+):(\d+)$/.exec(part.trim());
+    if (match === null || Number(match[3]) > 65535 || Number(match[1]) > INT32_MAX) {
+      throw new KavkaError('INVALID_CONFIG', `config ${key}: ${JSON.stringify(part.trim())} is not id@host:port`);
+    }
+    return { nodeId: Number(match[1]), host: match[2], port: Number(match[3]) };
+  });
+  const ids = result.map((a) => a.nodeId);
+  const twice = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (twice !== undefined) throw new KavkaError('INVALID_CONFIG', `config ${key} names node ${twice} twice`);
+  return result;
+}
 
 export interface Listener {
   name: string;
@@ -71,6 +113,17 @@ export interface BrokerConfig {
   readonly admin: { host: string; port: number };
   readonly retentionMs: number;
   readonly rollMs: number;
+  /** True when this node is a controller voter (process.roles has controller). */
+  readonly isController: boolean;
+  /**
+   * The bootstrap voters (controller.quorum.voters). Empty config means this node alone, at its
+   * controller listener.
+   */
+  readonly quorumVoters: readonly NodeAddress[];
+  /** Listener carrying Raft and controller requests (controller.listener.names). */
+  readonly controllerListener: string;
+  /** Where to dial each peer instead of its advertised address (peer.address.overrides). */
+  readonly peerAddressOverrides: ReadonlyMap<number, string>;
   get<K extends BrokerConfigKey>(key: K): ReturnType<(typeof BROKER_CONFIG_KEYS)[K]['parse']>;
 }
 
@@ -171,6 +224,31 @@ export function buildBrokerConfig(sources: ConfigSources): BrokerConfig {
     retentionMsRaw !== '' ? Number(retentionMsRaw)
     : retentionMinutes !== '' ? (Number(retentionMinutes) < 0 ? -1 : Number(retentionMinutes) * 60_000)
     : retentionHours < 0 ? -1 : retentionHours * 3_600_000;
+  const controllerNames = get('controller.listener.names').split(',').map((n) => n.trim().toUpperCase()).filter((n) => n !== '');
+  if (controllerNames.length !== 1) throw new KavkaError('INVALID_CONFIG', `config controller.listener.names=${get('controller.listener.names')}: name exactly one listener`);
+  const controllerListener = controllerNames[0];
+  const controllerBound = listeners.find((l) => l.name === controllerListener);
+  if (controllerBound === undefined) throw new KavkaError('INVALID_CONFIG', `config controller.listener.names=${controllerListener} names no listener in listeners`);
+  const isController = get('process.roles') === 'broker,controller';
+  let quorumVoters = parseNodeAddresses(get('controller.quorum.voters'), 'controller.quorum.voters');
+  if (quorumVoters.length === 0) {
+    if (!isController) throw new KavkaError('INVALID_CONFIG', 'config controller.quorum.voters is empty on a broker-only node: name the controller voters (id@host:port)');
+    const own = advertisedListeners.find((l) => l.name === controllerListener) ?? controllerBound;
+    quorumVoters = [{ nodeId: get('node.id'), host: own.host, port: own.port }];
+  }
+  const inQuorum = quorumVoters.some((v) => v.nodeId === get('node.id'));
+  if (isController && !inQuorum) {
+    throw new KavkaError('INVALID_CONFIG', `config controller.quorum.voters does not name node.id=${get('node.id')}; a broker,controller node must be a voter (or set process.roles=broker)`);
+  }
+  if (!isController && inQuorum) {
+    throw new KavkaError('INVALID_CONFIG', `config controller.quorum.voters names node.id=${get('node.id')}, but process.roles=broker; add controller to process.roles`);
+  }
+  const overrides = parseNodeAddresses(get('peer.address.overrides'), 'peer.address.overrides');
+  const peerAddressOverrides = new Map(overrides.map((o) => [o.nodeId, `${o.host}:${o.port}`]));
+  if (get('broker.heartbeat.interval.ms') >= get('broker.session.timeout.ms')) {
+    throw new KavkaError('INVALID_CONFIG', `config broker.heartbeat.interval.ms=${get('broker.heartbeat.interval.ms')} must be below broker.session.timeout.ms=${get('broker.session.timeout.ms')}`);
+  }
+
   const rollMsRaw = get('log.roll.ms');
   const rollMs = rollMsRaw !== '' ? Number(rollMsRaw) : get('log.roll.hours') * 3_600_000;
 
@@ -185,6 +263,10 @@ export function buildBrokerConfig(sources: ConfigSources): BrokerConfig {
     admin: parseHostPort(get('admin.listener'), 'admin.listener'),
     retentionMs,
     rollMs,
+    isController,
+    quorumVoters,
+    controllerListener,
+    peerAddressOverrides,
     get,
   };
 }

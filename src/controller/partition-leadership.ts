@@ -8,8 +8,7 @@ import type { PartitionChangeRecord } from './metadata-records.js';
 
 /**
  * Topic config: may a replica outside the ISR become leader when no ISR member is unfenced?
- * Default false. Not yet in TOPIC_CONFIG_KEYS (topic-config.ts): adding it there needs the
- * matching default in server/config-handler.ts topicDefaults in the same change.
+ * The topic's value wins; without one, the broker default (LeadershipOptions) applies.
  */
 export const UNCLEAN_LEADER_ELECTION_ENABLE = 'unclean.leader.election.enable';
 
@@ -21,12 +20,15 @@ export interface LeadershipOptions {
    * an unclean election to recover (the reasoning behind KIP-966's eligible leader replicas).
    */
   shrinkIsrOnFence: boolean;
+  /** The broker default of unclean.leader.election.enable, for topics without their own. */
+  uncleanLeaderElectionDefault?: boolean;
 }
 
 export const DEFAULT_LEADERSHIP_OPTIONS: LeadershipOptions = { shrinkIsrOnFence: true };
 
-export function uncleanLeaderElectionEnabled(topic: TopicImage): boolean {
-  return topic.configs.get(UNCLEAN_LEADER_ELECTION_ENABLE)?.trim().toLowerCase() === 'true';
+export function uncleanLeaderElectionEnabled(topic: TopicImage, brokerDefault = false): boolean {
+  const value = topic.configs.get(UNCLEAN_LEADER_ELECTION_ENABLE);
+  return value === undefined ? brokerDefault : value.trim().toLowerCase() === 'true';
 }
 
 function sameMembers(a: readonly number[], b: readonly number[]): boolean {
@@ -66,7 +68,7 @@ export function partitionChangeAfterBrokerChange(image: MetadataImage, topic: To
     isr = kept.length > 0 ? kept : [lastIsrMember(p)];
   }
   let leader = live(p.leader) && isr.includes(p.leader) ? p.leader : (p.replicas.find((id) => live(id) && isr.includes(id)) ?? -1);
-  if (leader === -1 && uncleanLeaderElectionEnabled(topic)) {
+  if (leader === -1 && uncleanLeaderElectionEnabled(topic, options.uncleanLeaderElectionDefault)) {
     const unclean = p.replicas.find(live);
     if (unclean !== undefined) {
       leader = unclean;

@@ -1,7 +1,7 @@
 // Topic-level configuration keys (kafka-topics --config k=v), each with the broker key that
 // gives its default.
 import { KavkaError } from '../util/errors.js';
-import { INT32_MAX, parseChoice, parseInteger } from '../util/config-values.js';
+import { INT32_MAX, parseBoolean, parseChoice, parseInteger } from '../util/config-values.js';
 
 /** Topic-level keys (kafka-topics --config), each with the broker key giving its default. */
 export const TOPIC_CONFIG_KEYS = {
@@ -15,6 +15,7 @@ export const TOPIC_CONFIG_KEYS = {
   'min.insync.replicas': { brokerKey: 'min.insync.replicas', parse: parseInteger(1, 32_767) },
   'index.interval.bytes': { brokerKey: 'log.index.interval.bytes', parse: parseInteger(0, INT32_MAX) },
   'flush.policy': { brokerKey: 'log.flush.policy', parse: parseChoice('batch', 'os') },
+  'unclean.leader.election.enable': { brokerKey: 'unclean.leader.election.enable', parse: parseBoolean },
   'cleanup.policy': { brokerKey: undefined, parse: parseChoice('delete') },
 } as const;
 

@@ -98,6 +98,7 @@ export function topicDefaults(context: Pick<ServerContext, 'config'>): Record<To
     'min.insync.replicas': String(config.get('min.insync.replicas')),
     'index.interval.bytes': String(config.get('log.index.interval.bytes')),
     'flush.policy': config.get('log.flush.policy'),
+    'unclean.leader.election.enable': String(config.get('unclean.leader.election.enable')),
     'cleanup.policy': 'delete',
   };
 }
