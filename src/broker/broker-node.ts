@@ -1,15 +1,29 @@
-// Assembles one Kavka node: log dir, controller, replica manager, gRPC listeners, admin HTTP,
-// retention. `startBroker` returns once the node serves; `stop` is a bounded clean shutdown
-// (listeners closed, appends drained, segments and indexes flushed).
+// Assembles one Kavka node: log dir, the metadata quorum (Raft + QuorumController), the broker's
+// session with the active controller, replica manager, gRPC listeners, admin HTTP, retention.
+//
+// Start-up order: storage; Raft and the controller (replaying the local metadata log); listeners;
+// then registration. Partitions are opened only once this node's metadata has caught up with its
+// registration, so a node replaying an old log never acts on (or deletes data because of) a stale
+// image. A node that is the whole quorum waits for that before startBroker returns; in a
+// multi-node cluster startBroker returns once listening and `waitReady` tells when it serves.
+//
+// `stop` is a bounded controlled shutdown: fence this broker through the controller (its
+// partitions elect other leaders), hand controller leadership to another voter, then close
+// listeners, drain appends, flush segments and close the Raft store.
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { buildBrokerConfig, type BrokerConfig } from '../config/index.js';
-import { LocalController, TOPIC_CONFIG_KEYS } from '../controller/index.js';
+import { QuorumController, TOPIC_CONFIG_KEYS } from '../controller/index.js';
+import { GrpcRaftTransport, LevelRaftStorage, RaftNode } from '../raft/index.js';
+import { KavkaError } from '../util/errors.js';
 import { ReplicaManager } from '../replication/index.js';
 import { openLogManager, topicPartitionName, type LogConfig, type LogManager, type StorageFs } from '../storage/index.js';
-import { AdminHttpServer, BrokerMetrics, GrpcServers, topicDefaults, type BoundListener, type Readiness } from '../server/index.js';
+import { AdminHttpServer, BrokerMetrics, ControllerChannel, GrpcServers, topicDefaults, type BoundListener, type Readiness } from '../server/index.js';
+import { BrokerLifecycle } from './broker-lifecycle.js';
 
 export interface StartBrokerOptions {
   /** A parsed config; or give `overrides` to build one from defaults. */
@@ -31,8 +45,23 @@ export interface Broker {
   /** host:port of the admin HTTP server as bound. */
   readonly adminAddress: string;
   readonly logManager: LogManager;
+  readonly controller: QuorumController;
   readiness(): Readiness;
+  /** Resolves once the node serves (registered, unfenced, metadata caught up); rejects after timeoutMs. */
+  waitReady(timeoutMs: number): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** The Raft store's directory inside the log dir (not a topic-partition name, so never taken for one). */
+export const RAFT_DIRECTORY = '__kavka_metadata';
+/** The single-node metadata file of earlier versions. */
+const LEGACY_METADATA_LOG = 'kavka-metadata.log';
+
+/** Raft timing from controller.quorum.election.timeout.ms: ~10 ticks per election timeout, heartbeats 5x as often. */
+export function raftTiming(electionTimeoutMs: number): { tickMs: number; electionTimeoutTicks: number; heartbeatIntervalTicks: number } {
+  const tickMs = Math.max(2, Math.min(50, Math.floor(electionTimeoutMs / 10)));
+  const electionTimeoutTicks = Math.max(2, Math.round(electionTimeoutMs / tickMs));
+  return { tickMs, electionTimeoutTicks, heartbeatIntervalTicks: Math.max(1, Math.floor(electionTimeoutTicks / 5)) };
 }
 
 /** A topic config's effective value: the topic's override, else the broker's default. */
@@ -62,39 +91,180 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   const logger = (options.logger ?? createLogger({ level: config.get('log.level') })).child({ nodeId: config.nodeId });
+  const nodeId = config.nodeId;
   let readiness: Readiness = { ready: false, reason: 'starting' };
 
-  const logManager = await openLogManager({ logDir: config.logDir, nodeId: config.nodeId, clusterId: config.clusterId, clock, logger: logger.child({ component: 'storage' }), fs: options.fs });
+  const logManager = await openLogManager({ logDir: config.logDir, nodeId, clusterId: config.clusterId, clock, logger: logger.child({ component: 'storage' }), fs: options.fs });
+  if (existsSync(join(config.logDir, LEGACY_METADATA_LOG))) {
+    await logManager.close();
+    throw new KavkaError(
+      'INVALID_CONFIG',
+      `${join(config.logDir, LEGACY_METADATA_LOG)} holds metadata in the single-node format of an earlier version, which this version does not read; start with an empty log.dirs (or move that directory away)`,
+    );
+  }
   logManager.onOffline((reason) => {
     readiness = { ready: false, reason: `log dir ${config.logDir} is offline: ${reason}` };
     logger.error({ logDir: config.logDir, reason }, 'log dir went offline; partitions on it are not served until the node restarts and recovers it');
   });
-  const controller = LocalController.open({
-    logDir: config.logDir,
-    nodeId: config.nodeId,
+
+  // Where to dial each peer's controller listener: an override, else its bootstrap voter
+  // address, else the endpoint it registered. This node's own address is known once bound.
+  let ownControllerAddress: string | undefined;
+  const voterAddresses = new Map(config.quorumVoters.map((v) => [v.nodeId, `${v.host}:${v.port}`]));
+  const started: { controller?: QuorumController } = {};
+  const addressOf = (id: number): string | undefined => {
+    if (id === nodeId) return ownControllerAddress;
+    const registered = started.controller?.image.brokers.get(id)?.endpoints.get(config.controllerListener);
+    return config.peerAddressOverrides.get(id) ?? voterAddresses.get(id) ?? (registered === undefined ? undefined : `${registered.host}:${registered.port}`);
+  };
+
+  const timing = raftTiming(config.get('controller.quorum.election.timeout.ms'));
+  const transport = new GrpcRaftTransport({
+    clusterId: config.clusterId,
+    nodeId,
+    peerAddresses: new Map(config.quorumVoters.filter((v) => v.nodeId !== nodeId).map((v) => [v.nodeId, addressOf(v.nodeId) ?? ''])),
+    clock,
+    random,
+    logger: logger.child({ component: 'raft-transport' }),
+  });
+  let raft: RaftNode;
+  try {
+    const storage = await LevelRaftStorage.open({ directory: join(config.logDir, RAFT_DIRECTORY), clusterId: config.clusterId, nodeId });
+    raft = await RaftNode.open({
+      nodeId,
+      bootstrap: { voters: config.quorumVoters.map((v) => v.nodeId).sort((a, b) => a - b), learners: [] },
+      ...timing,
+      preVote: true,
+      checkQuorum: true,
+      storage,
+      transport,
+      clock,
+      random,
+      logger,
+    });
+  } catch (error) {
+    await transport.close();
+    await logManager.close();
+    throw error;
+  }
+  const controller = await QuorumController.start({
+    nodeId,
+    raft,
     defaultPartitions: config.get('num.partitions'),
     defaultReplicationFactor: config.get('default.replication.factor'),
     deleteTopicEnable: config.get('delete.topic.enable'),
+    sessionTimeoutMs: config.get('broker.session.timeout.ms'),
+    leadership: { shrinkIsrOnFence: true, uncleanLeaderElectionDefault: config.get('unclean.leader.election.enable') },
+    autoLeaderRebalance: config.get('auto.leader.rebalance.enable'),
+    leaderImbalanceCheckIntervalMs: config.get('leader.imbalance.check.interval.seconds') * 1000,
+    snapshotBytes: config.get('metadata.log.max.record.bytes.between.snapshots'),
     random,
     newTopicId: options.newTopicId ?? randomUUID,
+    clock,
     logger: logger.child({ component: 'controller' }),
   });
+  started.controller = controller;
+  let fatal: Error | undefined;
+  raft.onFailure((error) => {
+    fatal = error;
+    readiness = { ready: false, reason: `the metadata log failed: ${error.message}` };
+    logger.fatal({ err: error }, 'the metadata log failed; this node stops serving and must be restarted');
+  });
+  // Learners and voters added later are reached at the endpoint they registered.
+  const knownPeerAddresses = new Map<number, string>();
+  const unsubscribePeers = controller.onImage((image) => {
+    for (const id of image.brokers.keys()) {
+      if (id === nodeId) continue;
+      const address = addressOf(id);
+      if (address !== undefined && knownPeerAddresses.get(id) !== address) {
+        knownPeerAddresses.set(id, address);
+        transport.setPeerAddress(id, address);
+      }
+    }
+  });
+
+  const channel = new ControllerChannel({
+    nodeId,
+    controllerId: () => controller.controllerId,
+    addressOf,
+    clock,
+    logger: logger.child({ component: 'controller-channel' }),
+    requestTimeoutMs: 10_000,
+  });
   const replicaManager = new ReplicaManager({
-    nodeId: config.nodeId,
+    nodeId,
     logManager,
     logConfigFor: (topicConfigs) => logConfigFor(config, topicConfigs),
     minInsyncReplicasFor: (topicConfigs) => Number(topicConfigValue(config, topicConfigs, 'min.insync.replicas')),
+    alterIsr: async (request) => {
+      const { response } = await channel.call<{ errorCode: string; errorMessage: string; metadataOffset: string }>('AlterPartition', request);
+      if (response.errorCode !== 'NONE') {
+        const code = response.errorCode === 'FENCED_LEADER_EPOCH' ? 'NOT_LEADER_OR_FOLLOWER' : response.errorCode;
+        throw new KavkaError(code as 'NOT_LEADER_OR_FOLLOWER', `changing the ISR of ${request.topic}-${request.partition} failed: ${response.errorMessage}`, { retriable: true });
+      }
+      await controller.waitForOffset(Number(response.metadataOffset), 10_000);
+      await replicaManager.applyImage(controller.image);
+    },
     clock,
     logger: logger.child({ component: 'replica-manager' }),
   });
-  await replicaManager.applyImage(controller.image);
-  const unsubscribeImage = controller.onImage((image) => void replicaManager.applyImage(image));
 
-  const metrics = new BrokerMetrics(config.nodeId, () => replicaManager, () => logManager.state.kind === 'offline');
-  const servers = new GrpcServers({ nodeId: config.nodeId, config, controller, replicaManager, metrics, clock, logger: logger.child({ component: 'server' }) });
+  const metrics = new BrokerMetrics(nodeId, () => replicaManager, () => logManager.state.kind === 'offline');
+  const servers = new GrpcServers({ nodeId, config, controller, controllerChannel: channel, replicaManager, metrics, clock, logger: logger.child({ component: 'server' }) }, transport.serviceHandlers());
   const admin = new AdminHttpServer(metrics.registry, () => readiness);
   let retentionCancel: (() => void) | undefined;
+  let unsubscribeImage: () => void = () => undefined;
+  let lifecycle: BrokerLifecycle | undefined;
   let stopped = false;
+  const readyWaiters = new Set<() => void>();
+  const updateReadiness = () => {
+    if (stopped || fatal !== undefined) return;
+    const state = lifecycle?.state;
+    const self = controller.image.brokers.get(nodeId);
+    readiness =
+      logManager.state.kind !== 'online' ? { ready: false, reason: `log dir ${config.logDir} is offline` }
+      : state?.registeredOffset === undefined ? { ready: false, reason: 'registering with the controller' }
+      : !state.caughtUp ? { ready: false, reason: `catching up on metadata (at ${controller.metadataOffset}, registered at ${state.registeredOffset})` }
+      : self === undefined || self.fenced || self.incarnationId !== lifecycle?.incarnationId ? { ready: false, reason: 'fenced: waiting for the controller to accept this broker' }
+      : { ready: true };
+    if (readiness.ready) {
+      for (const resolve of readyWaiters) resolve();
+      readyWaiters.clear();
+    }
+  };
+  const unsubscribeReadiness = controller.onImage(updateReadiness);
+  const waitReady = (timeoutMs: number) =>
+    new Promise<void>((resolve, reject) => {
+      updateReadiness();
+      if (readiness.ready) {
+        resolve();
+        return;
+      }
+      const cancel = clock.schedule(timeoutMs, () => {
+        readyWaiters.delete(done);
+        reject(new KavkaError('REQUEST_TIMED_OUT', `node ${nodeId} was not ready within ${timeoutMs} ms: ${readiness.ready ? 'ready' : readiness.reason}`));
+      });
+      const done = () => {
+        cancel();
+        resolve();
+      };
+      readyWaiters.add(done);
+    });
+
+  const closeAll = async (graceMs: number) => {
+    stopped = true;
+    retentionCancel?.();
+    unsubscribeImage();
+    unsubscribeReadiness();
+    unsubscribePeers();
+    await servers.close(graceMs);
+    await replicaManager.close();
+    await logManager.close();
+    channel.close();
+    await controller.close();
+    await admin.close();
+  };
+
   try {
     const bound = await servers.listen(config.listeners);
     const endpoints = bound.map((b) => {
@@ -104,8 +274,28 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
       const host = advertised?.host === '0.0.0.0' || advertised === undefined ? b.host : advertised.host;
       return { name: b.name, host, port };
     });
-    await controller.registerBroker(endpoints, undefined);
+    const controllerBound = bound.find((b) => b.name === config.controllerListener);
+    ownControllerAddress = controllerBound === undefined ? undefined : `${controllerBound.host === '0.0.0.0' ? '127.0.0.1' : controllerBound.host}:${controllerBound.port}`;
     const adminPort = await admin.listen(config.admin.host, config.admin.port);
+
+    lifecycle = new BrokerLifecycle({
+      nodeId,
+      clusterId: config.clusterId,
+      endpoints,
+      rack: undefined,
+      channel,
+      controller,
+      heartbeatIntervalMs: config.get('broker.heartbeat.interval.ms'),
+      clock,
+      logger: logger.child({ component: 'broker-lifecycle' }),
+    });
+    lifecycle.onCaughtUp(() => {
+      // From here on every image is at least as new as this node's registration.
+      void replicaManager.applyImage(controller.image);
+      unsubscribeImage = controller.onImage((image) => void replicaManager.applyImage(image));
+      updateReadiness();
+    });
+    lifecycle.start();
 
     const retentionIntervalMs = config.get('log.retention.check.interval.ms');
     const scheduleRetention = () => {
@@ -127,46 +317,62 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
       }
     };
     scheduleRetention();
-
-    if (logManager.state.kind === 'online') readiness = { ready: true };
     servers.setServing(true);
+
+    // The whole quorum is this node: it serves within moments, so return only once it does.
+    if (config.quorumVoters.length === 1 && config.quorumVoters[0].nodeId === nodeId) {
+      await waitReady(config.get('shutdown.timeout.ms') + 20_000);
+      await replicaManager.applyImage(controller.image);
+    }
     const client = bound.find((b) => b.name === 'CLIENT');
     const clientAddress = `${client?.host}:${client?.port}`;
-    logger.info({ listeners: bound, admin: `${config.admin.host}:${adminPort}`, logDir: config.logDir }, 'node started');
+    logger.info({ listeners: bound, admin: `${config.admin.host}:${adminPort}`, logDir: config.logDir, voters: config.quorumVoters.map((v) => v.nodeId) }, 'node started');
+    void waitReady(2 ** 31 - 1).then(
+      () => logger.info({ controllerId: controller.controllerId, metadataOffset: controller.metadataOffset }, 'node ready'),
+      () => undefined,
+    );
 
     let stopping: Promise<void> | undefined;
     return {
-      nodeId: config.nodeId,
+      nodeId,
       config,
       listeners: bound,
       clientAddress,
       adminAddress: `${config.admin.host}:${adminPort}`,
       logManager,
+      controller,
       readiness: () => readiness,
+      waitReady,
       stop: () => {
         stopping ??= (async () => {
           readiness = { ready: false, reason: 'shutting down' };
           logger.info('controlled shutdown started');
-          stopped = true;
-          retentionCancel?.();
-          unsubscribeImage();
-          await servers.close(config.get('shutdown.timeout.ms'));
-          await replicaManager.close();
-          await logManager.close();
-          controller.close();
-          await admin.close();
+          const bound = config.get('shutdown.timeout.ms');
+          const started = clock.monotonicMs();
+          await lifecycle?.shutdown(Math.floor(bound / 2));
+          await handOffControllerLeadership(controller, Math.max(0, Math.floor(bound / 2) - (clock.monotonicMs() - started)), logger);
+          await closeAll(Math.max(0, bound - (clock.monotonicMs() - started)));
           logger.info('node stopped');
         })();
         return stopping;
       },
     };
   } catch (error) {
-    stopped = true;
-    retentionCancel?.();
-    await servers.close(0);
-    await admin.close().catch(() => undefined);
-    await logManager.close().catch(() => undefined);
-    controller.close();
+    await lifecycle?.shutdown(0);
+    await closeAll(0).catch(() => undefined);
     throw error;
+  }
+}
+
+/** Before the active controller stops, another voter takes over, so no election timeout passes without one. */
+async function handOffControllerLeadership(controller: QuorumController, timeoutMs: number, logger: Logger): Promise<void> {
+  if (!controller.isActive || timeoutMs <= 0) return;
+  const target = controller.image.unfencedBrokerIds().find((id) => id !== controller.controllerId && controller.isVoter(id));
+  if (target === undefined) return;
+  try {
+    await controller.transferLeadership(target);
+    logger.info({ newControllerId: target }, 'handed controller leadership to another voter');
+  } catch (error) {
+    logger.warn({ err: error, target }, 'could not hand off controller leadership; the others elect a new controller after the election timeout');
   }
 }

@@ -1,6 +1,14 @@
 export { MetadataImage, type BrokerImage, type PartitionImage, type TopicImage } from './metadata-image.js';
 export type { MetadataRecord } from './metadata-records.js';
-export { LocalController, METADATA_LOG_FILE, type LocalControllerOptions } from './local-controller.js';
+export {
+  QuorumController,
+  type QuorumControllerOptions,
+  type RegisterBrokerRequest,
+  type Decided,
+  type QuorumDescription,
+  type QuorumMember,
+} from './quorum-controller.js';
+export { encodeMetadataBatch, decodeMetadataBatch, encodeMetadataSnapshot, decodeMetadataSnapshot, imageToRecords } from './metadata-codec.js';
 export { validateTopicName, collisionKey, isInternalTopic, MAX_TOPIC_NAME_LENGTH } from './topic-name.js';
 export { TOPIC_CONFIG_KEYS, isTopicConfigKey, validateTopicConfig, type TopicConfigKey } from './topic-config.js';
 export {

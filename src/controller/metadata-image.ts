@@ -43,11 +43,17 @@ export class MetadataImage {
   private constructor(
     readonly brokers: ReadonlyMap<number, BrokerImage>,
     readonly topics: ReadonlyMap<string, TopicImage>,
-    /** Records applied so far; grows by one per replay. */
+    /** Where this image is in the metadata log: +1 per replay, or set by atOffset (the Raft index). */
     readonly offset: number,
     /** Producer ids below this have been handed out; never decreases. */
     readonly nextProducerId: number,
   ) {}
+
+  /** The same image at a given metadata offset (the Raft index that produced it). */
+  atOffset(offset: number): MetadataImage {
+    assert(offset >= 0, `metadata offset ${offset} is negative`);
+    return new MetadataImage(this.brokers, this.topics, offset, this.nextProducerId);
+  }
 
   topic(name: string): TopicImage | undefined {
     return this.topics.get(name);

@@ -1,6 +1,6 @@
 // The records of the metadata log. Applying them in order (replay) is the only way the
-// MetadataImage changes, on every node. Today a single node keeps them in a local file
-// (local-metadata-log.ts); the Raft step replicates the same records.
+// MetadataImage changes, on every node. Raft replicates them: each log entry is one batch of
+// records, committed and applied atomically (metadata-codec.ts, quorum-controller.ts).
 
 export interface RegisterBrokerRecord {
   type: 'RegisterBroker';

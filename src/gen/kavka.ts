@@ -11,6 +11,8 @@ type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> 
 export interface ProtoGrpcType {
   kavka: {
     v1: {
+      AddRaftVoterRequest: MessageTypeDefinition
+      AddRaftVoterResponse: MessageTypeDefinition
       AlterConfigOp: EnumTypeDefinition
       AlterConfigsRequest: MessageTypeDefinition
       AlterConfigsResource: MessageTypeDefinition
@@ -36,6 +38,8 @@ export interface ProtoGrpcType {
       DescribeConfigsRequest: MessageTypeDefinition
       DescribeConfigsResponse: MessageTypeDefinition
       DescribeConfigsResult: MessageTypeDefinition
+      DescribeQuorumRequest: MessageTypeDefinition
+      DescribeQuorumResponse: MessageTypeDefinition
       ErrorCode: EnumTypeDefinition
       FetchPartition: MessageTypeDefinition
       FetchPartitionResponse: MessageTypeDefinition
@@ -68,8 +72,11 @@ export interface ProtoGrpcType {
       PartitionProduceResponse: MessageTypeDefinition
       ProduceRequest: MessageTypeDefinition
       ProduceResponse: MessageTypeDefinition
+      QuorumReplicaState: MessageTypeDefinition
       Record: MessageTypeDefinition
       RecordHeader: MessageTypeDefinition
+      RemoveRaftVoterRequest: MessageTypeDefinition
+      RemoveRaftVoterResponse: MessageTypeDefinition
       ReplicaAssignment: MessageTypeDefinition
       ResourceType: EnumTypeDefinition
       TimestampType: EnumTypeDefinition

@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
 import * as grpc from '@grpc/grpc-js';
 import type { ProtoGrpcType } from '../gen/kavka.js';
+import type { ProtoGrpcType as ControllerProtoGrpcType } from '../gen/controller.js';
 
 export const PROTO_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'proto');
 export const KAVKA_PROTO_FILES = ['kavka/v1/kavka.proto'];
@@ -25,4 +26,15 @@ export function loadKavkaPackageDefinition(): protoLoader.PackageDefinition {
 
 export function loadKavkaGrpc(definition = loadKavkaPackageDefinition()): ProtoGrpcType {
   return grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType;
+}
+
+/** The Controller service's file; it imports kavka.proto, so its definition holds both. */
+export const CONTROLLER_PROTO_FILES = ['kavka/v1/controller.proto'];
+
+export function loadControllerPackageDefinition(): protoLoader.PackageDefinition {
+  return protoLoader.loadSync(CONTROLLER_PROTO_FILES, PROTO_LOADER_OPTIONS);
+}
+
+export function loadControllerGrpc(definition = loadControllerPackageDefinition()): ControllerProtoGrpcType {
+  return grpc.loadPackageDefinition(definition) as unknown as ControllerProtoGrpcType;
 }

@@ -12,7 +12,7 @@ import {
   type TopicPartition,
   type TimestampOffset,
 } from '../storage/index.js';
-import { validateTopicName, type MetadataImage, type TopicImage } from '../controller/index.js';
+import { validateTopicName, type AlterPartitionRequest, type MetadataImage, type TopicImage } from '../controller/index.js';
 import { PartitionState } from './partition-state.js';
 
 export type Acks = -1 | 0 | 1;
@@ -23,6 +23,11 @@ export interface ReplicaManagerOptions {
   /** Effective log config of a topic: its overrides over the broker defaults. */
   logConfigFor: (topicConfigs: ReadonlyMap<string, string>) => LogConfig;
   minInsyncReplicasFor: (topicConfigs: ReadonlyMap<string, string>) => number;
+  /**
+   * AlterPartition through the active controller; resolves once this node's image has the
+   * change (or rejects with the controller's error). Absent: ISRs are never changed here.
+   */
+  alterIsr?: (request: AlterPartitionRequest) => Promise<void>;
   clock: Clock;
   logger: Logger;
 }
@@ -60,6 +65,8 @@ export class ReplicaManager {
   private readonly offline = new Map<string, string>();
   private image: MetadataImage | undefined;
   private applying: Promise<void> = Promise.resolve();
+  /** ISR shrinks in flight, by partition: concurrent produces wait for the same one. */
+  private readonly isrShrinks = new Map<string, Promise<void>>();
 
   constructor(private readonly options: ReplicaManagerOptions) {}
 
@@ -113,7 +120,14 @@ export class ReplicaManager {
 
   /** Appends batches as leader and waits as acks requires. */
   async appendRecords(tp: TopicPartition, batches: Buffer, acks: Acks): Promise<AppendResult> {
-    const state = this.leaderPartitionOrThrow(tp);
+    let state = this.leaderPartitionOrThrow(tp);
+    if (this.options.alterIsr !== undefined && !(state.image.isr.length === 1 && state.image.isr[0] === this.options.nodeId)) {
+      // Followers do not copy data yet, so no other replica can stay in sync once this write
+      // lands: the ISR shrinks to the leader first, and leadership can never move to a replica
+      // that lacks acknowledged records.
+      await this.shrinkIsrToLeader(state);
+      state = this.leaderPartitionOrThrow(tp);
+    }
     if (acks === -1) {
       const isrSize = state.image.isr.length;
       if (isrSize < state.minInsyncReplicas) {
@@ -123,6 +137,26 @@ export class ReplicaManager {
     // With one replica, the append resolving under the flush policy is what acks=1 and acks=all
     // wait for: the high watermark is the durable log end.
     return state.log.appendAsLeader(batches, state.image.leaderEpoch);
+  }
+
+  private shrinkIsrToLeader(state: PartitionState): Promise<void> {
+    const key = topicPartitionName(state.topicPartition);
+    let shrink = this.isrShrinks.get(key);
+    if (shrink === undefined) {
+      const { image } = state;
+      const request: AlterPartitionRequest = {
+        topic: state.topicPartition.topic,
+        partition: state.topicPartition.partition,
+        leaderId: this.options.nodeId,
+        leaderEpoch: image.leaderEpoch,
+        partitionEpoch: image.partitionEpoch,
+        newIsr: [this.options.nodeId],
+      };
+      this.options.logger.info({ topicPartition: key, isr: image.isr, leaderEpoch: image.leaderEpoch }, 'shrinking the ISR to the leader before the first write');
+      shrink = (this.options.alterIsr?.(request) ?? Promise.resolve()).finally(() => this.isrShrinks.delete(key));
+      this.isrShrinks.set(key, shrink);
+    }
+    return shrink;
   }
 
   /**

@@ -1,4 +1,4 @@
-// DescribeConfigs / AlterConfigs adapters. Topic configs are topic overrides over broker
+// DescribeConfigs adapter (AlterConfigs changes metadata: admin-handler.ts). Topic configs are topic overrides over broker
 // defaults; broker configs are static (from file, environment and flags) in this version.
 import { KavkaError, toKavkaError, type ErrorName } from '../util/errors.js';
 import { TOPIC_CONFIG_KEYS, type TopicConfigKey } from '../controller/index.js';
@@ -6,9 +6,6 @@ import { BROKER_CONFIG_KEYS, type BrokerConfigKey } from '../config/index.js';
 import type { DescribeConfigsRequest__Output } from '../gen/kavka/v1/DescribeConfigsRequest.js';
 import type { DescribeConfigsResponse } from '../gen/kavka/v1/DescribeConfigsResponse.js';
 import type { DescribeConfigsResult } from '../gen/kavka/v1/DescribeConfigsResult.js';
-import type { AlterConfigsRequest__Output } from '../gen/kavka/v1/AlterConfigsRequest.js';
-import type { AlterConfigsResponse } from '../gen/kavka/v1/AlterConfigsResponse.js';
-import type { AlterConfigsResult } from '../gen/kavka/v1/AlterConfigsResult.js';
 import type { ConfigEntry } from '../gen/kavka/v1/ConfigEntry.js';
 import type { ServerContext } from './context.js';
 
@@ -17,28 +14,6 @@ export class ConfigHandler {
 
   async describe(request: DescribeConfigsRequest__Output): Promise<DescribeConfigsResponse> {
     return { results: request.resources.map((r) => this.describeOne(r.type, r.name, r.keys)) };
-  }
-
-  async alter(request: AlterConfigsRequest__Output): Promise<AlterConfigsResponse> {
-    const results: AlterConfigsResult[] = [];
-    for (const resource of request.resources) {
-      if (resource.type !== 'TOPIC') {
-        results.push({
-          type: resource.type,
-          name: resource.name,
-          errorCode: 'INVALID_REQUEST',
-          errorMessage: 'broker configs are static in this version: change server.properties (or KAVKA_* / --override) and restart the node',
-        });
-        continue;
-      }
-      const [result] = await this.context.controller.alterTopicConfigs(
-        [{ name: resource.name, changes: resource.configs.map((c) => ({ key: c.name, value: c.op === 'DELETE' ? null : (c.value ?? '') })) }],
-        request.validateOnly,
-      );
-      results.push({ type: resource.type, name: resource.name, errorCode: result.errorCode, errorMessage: result.errorMessage });
-    }
-    await this.context.replicaManager.applyImage(this.context.controller.image);
-    return { results };
   }
 
   private describeOne(type: string, name: string, keys: string[]): DescribeConfigsResult {

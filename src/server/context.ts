@@ -2,14 +2,17 @@
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { BrokerConfig } from '../config/index.js';
-import type { LocalController } from '../controller/index.js';
+import type { QuorumController } from '../controller/index.js';
 import type { ReplicaManager } from '../replication/index.js';
 import type { BrokerMetrics } from './metrics.js';
+import type { ControllerChannel } from './controller-channel.js';
 
 export interface ServerContext {
   readonly nodeId: number;
   readonly config: BrokerConfig;
-  readonly controller: LocalController;
+  readonly controller: QuorumController;
+  /** Calls to the active controller (which may be this node). */
+  readonly controllerChannel: ControllerChannel;
   readonly replicaManager: ReplicaManager;
   readonly metrics: BrokerMetrics;
   readonly clock: Clock;

@@ -1,15 +1,20 @@
 // One grpc-js server per named listener (CLIENT, INTERNAL, ...), so each knows which listener a
 // request arrived on and Metadata can answer with that listener's endpoints. Every listener
-// serves kavka.v1.Kavka, grpc.health.v1.Health and server reflection (grpcurl needs no .proto).
+// serves kavka.v1.Kavka, grpc.health.v1.Health and server reflection (grpcurl needs no .proto);
+// the controller listener (controller.listener.names) also serves kavka.v1.Raft and
+// kavka.v1.Controller.
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
-import { loadKavkaGrpc, loadKavkaPackageDefinition } from '../proto/index.js';
+import { loadControllerGrpc, loadKavkaGrpc, loadKavkaPackageDefinition } from '../proto/index.js';
+import { raftServiceDefinition } from '../raft/index.js';
 import type { Listener } from '../config/index.js';
 import type { ServerContext } from './context.js';
 import { KavkaService } from './kavka-service.js';
 import { tolerantDefinition } from './request-guard.js';
 import { StreamRegistry } from './stream-registry.js';
+import { AdminHandler } from './admin-handler.js';
+import { ControllerService } from './controller-service.js';
 
 /** Room for protobuf framing around the largest batch, so an oversized batch reaches the broker and gets MESSAGE_TOO_LARGE. */
 const RECEIVE_LIMIT_FLOOR_BYTES = 64 * 1024 * 1024;
@@ -27,12 +32,17 @@ export class GrpcServers {
   readonly bound: BoundListener[] = [];
   private readonly streams = new StreamRegistry();
 
-  constructor(private readonly context: ServerContext) {}
+  constructor(
+    private readonly context: ServerContext,
+    /** The receiving side of Raft (GrpcRaftTransport#serviceHandlers), served on the controller listener. */
+    private readonly raftHandlers: grpc.UntypedServiceImplementation,
+  ) {}
 
   async listen(listeners: readonly Listener[]): Promise<BoundListener[]> {
     const definition = loadKavkaPackageDefinition();
     const kavka = loadKavkaGrpc(definition);
     const reflection = new ReflectionService(definition);
+    const controllerDefinition = loadControllerGrpc().kavka.v1.Controller.service;
     const receiveLimit = Math.max(RECEIVE_LIMIT_FLOOR_BYTES, this.context.config.get('message.max.bytes') * 4);
     const sendLimit = this.context.config.get('fetch.max.bytes') + 16 * 1024 * 1024;
     for (const listener of listeners) {
@@ -43,6 +53,11 @@ export class GrpcServers {
       });
       const service = new KavkaService(this.context, listener.name, this.streams);
       server.addService(tolerantDefinition(kavka.kavka.v1.Kavka.service), service.handlers() as unknown as grpc.UntypedServiceImplementation);
+      if (listener.name === this.context.config.controllerListener) {
+        server.addService(raftServiceDefinition(), this.raftHandlers);
+        const controllerService = new ControllerService(this.context, new AdminHandler(this.context));
+        server.addService(tolerantDefinition(controllerDefinition), controllerService.handlers() as unknown as grpc.UntypedServiceImplementation);
+      }
       this.health.addToServer(server);
       reflection.addToServer(server);
       const port = await new Promise<number>((resolve, reject) => {

@@ -3,3 +3,4 @@ export { AdminHttpServer, type Readiness } from './admin-http.js';
 export { BrokerMetrics } from './metrics.js';
 export { topicDefaults } from './config-handler.js';
 export type { ServerContext } from './context.js';
+export { ControllerChannel, METADATA_OFFSET_HEADER, type ControllerMethod, type ControllerReply } from './controller-channel.js';

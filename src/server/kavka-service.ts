@@ -4,7 +4,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { KavkaError, toKavkaError, type ErrorName } from '../util/errors.js';
 import { encodeRecordBatch, type RecordInput } from '../codec/index.js';
-import { isInternalTopic, validateTopicName, type CreateTopicRequest } from '../controller/index.js';
+import { isInternalTopic, validateTopicName } from '../controller/index.js';
 import type { Acks } from '../replication/index.js';
 import type { Clock } from '../util/clock.js';
 import type { KavkaHandlers } from '../gen/kavka/v1/Kavka.js';
@@ -17,14 +17,13 @@ import type { PartitionProduceData__Output } from '../gen/kavka/v1/PartitionProd
 import type { PartitionProduceResponse } from '../gen/kavka/v1/PartitionProduceResponse.js';
 import type { ListOffsetsRequest__Output } from '../gen/kavka/v1/ListOffsetsRequest.js';
 import type { ListOffsetsResponse } from '../gen/kavka/v1/ListOffsetsResponse.js';
-import type { CreatableTopic__Output } from '../gen/kavka/v1/CreatableTopic.js';
-import type { ReplicaAssignment__Output } from '../gen/kavka/v1/ReplicaAssignment.js';
 import type { ServerContext } from './context.js';
 import { answerError, checkDecoded, unary } from './request-guard.js';
 import { failStream, shuttingDownError, type StreamRegistry } from './stream-registry.js';
 import { toServiceError } from '../proto/index.js';
 import { FetchHandler } from './fetch-handler.js';
 import { ConfigHandler } from './config-handler.js';
+import { AdminHandler } from './admin-handler.js';
 
 /** Records per plain-`Record` produce, so one request cannot build an unbounded batch. */
 const MAX_PLAIN_RECORDS_PER_PARTITION = 100_000;
@@ -39,18 +38,10 @@ export function parseAcks(acks: number | undefined): Acks {
   return value;
 }
 
-function assignmentsOf(list: ReplicaAssignment__Output[]): Map<number, number[]> {
-  const map = new Map<number, number[]>();
-  for (const a of list) {
-    if (map.has(a.partition)) throw new KavkaError('INVALID_REPLICA_ASSIGNMENT', `partition ${a.partition} is assigned twice`);
-    map.set(a.partition, a.brokerIds);
-  }
-  return map;
-}
-
 export class KavkaService {
   private readonly fetchHandler: FetchHandler;
   private readonly configHandler: ConfigHandler;
+  private readonly admin: AdminHandler;
 
   constructor(
     private readonly context: ServerContext,
@@ -60,24 +51,21 @@ export class KavkaService {
   ) {
     this.fetchHandler = new FetchHandler(context, streams);
     this.configHandler = new ConfigHandler(context);
+    this.admin = new AdminHandler(context);
   }
 
   handlers(): KavkaHandlers {
     const logger = this.context.logger;
     return {
       Metadata: unary(logger, 'Metadata', (req: MetadataRequest__Output) => this.metadata(req)),
-      CreateTopics: unary(logger, 'CreateTopics', async (req) => ({ topics: await this.afterChange(this.createTopics(req.topics, req.validateOnly)) })),
-      DeleteTopics: unary(logger, 'DeleteTopics', async (req) => ({ topics: await this.afterChange(this.context.controller.deleteTopics(req.names)) })),
-      CreatePartitions: unary(logger, 'CreatePartitions', async (req) => ({
-        topics: await this.afterChange(
-          this.context.controller.createPartitions(
-            req.topics.map((t) => ({ name: t.name, count: t.count, assignments: assignmentsOf(t.assignments) })),
-            req.validateOnly,
-          ),
-        ),
-      })),
+      CreateTopics: unary(logger, 'CreateTopics', (req) => this.admin.createTopics(req)),
+      DeleteTopics: unary(logger, 'DeleteTopics', (req) => this.admin.deleteTopics(req)),
+      CreatePartitions: unary(logger, 'CreatePartitions', (req) => this.admin.createPartitions(req)),
       DescribeConfigs: unary(logger, 'DescribeConfigs', async (req) => this.configHandler.describe(req)),
-      AlterConfigs: unary(logger, 'AlterConfigs', async (req) => this.configHandler.alter(req)),
+      AlterConfigs: unary(logger, 'AlterConfigs', (req) => this.admin.alterConfigs(req)),
+      DescribeQuorum: unary(logger, 'DescribeQuorum', () => this.admin.describeQuorum()),
+      AddRaftVoter: unary(logger, 'AddRaftVoter', (req) => this.admin.addRaftVoter(req.voterId)),
+      RemoveRaftVoter: unary(logger, 'RemoveRaftVoter', (req) => this.admin.removeRaftVoter(req.voterId)),
       Produce: unary(logger, 'Produce', async (req: ProduceRequest__Output) => (await this.produce(req)).response),
       ProduceStream: (call) => this.produceStream(call),
       Fetch: unary(logger, 'Fetch', (req, call) => this.fetchHandler.fetchOnce(req, call)),
@@ -124,24 +112,6 @@ export class KavkaService {
       return { nodeId: b.nodeId, host: endpoint?.host ?? '', port: endpoint?.port ?? 0, rack: b.rack ?? '' };
     });
     return { clusterId: config.clusterId, controllerId: controller.controllerId, nodeId: this.context.nodeId, brokers, topics };
-  }
-
-  /** Waits until local partitions reflect the change, so the caller can use them at once. */
-  private async afterChange<R>(change: Promise<R>): Promise<R> {
-    const result = await change;
-    await this.context.replicaManager.applyImage(this.context.controller.image);
-    return result;
-  }
-
-  private async createTopics(topics: CreatableTopic__Output[], validateOnly: boolean) {
-    const requests: CreateTopicRequest[] = topics.map((t) => ({
-      name: t.name,
-      numPartitions: t._numPartitions === undefined ? undefined : t.numPartitions,
-      replicationFactor: t._replicationFactor === undefined ? undefined : t.replicationFactor,
-      configs: t.configs,
-      assignments: assignmentsOf(t.assignments),
-    }));
-    return this.context.controller.createTopics(requests, validateOnly);
   }
 
   // ------------------------------------------------------------------ produce
@@ -211,7 +181,13 @@ export class KavkaService {
     if (!config.get('auto.create.topics.enable')) return;
     const missing = [...new Set(names)].filter((name) => controller.image.topic(name) === undefined && isValidTopicName(name));
     if (missing.length === 0) return;
-    await this.afterChange(controller.createTopics(missing.map((name) => ({ name, configs: {}, assignments: new Map() })), false));
+    const { topics } = await this.admin.createTopics({ topics: missing.map((name) => ({ name, configs: {}, assignments: [], _numPartitions: undefined, numPartitions: 0, _replicationFactor: undefined, replicationFactor: 0 })), validateOnly: false });
+    for (const result of topics ?? []) {
+      // A concurrent create of the same topic is fine; anything else is the caller's answer.
+      if (result.errorCode !== 'NONE' && result.errorCode !== 'TOPIC_ALREADY_EXISTS') {
+        this.context.logger.info({ topic: result.name, code: result.errorCode, message: result.errorMessage }, 'auto-creating a topic failed');
+      }
+    }
   }
 
   /**

@@ -55,6 +55,7 @@ export const ERROR_CODES = {
   OFFSET_NOT_AVAILABLE: 78,
   INVALID_RECORD: 87,
   INVALID_UPDATE_VERSION: 95,
+  INCONSISTENT_CLUSTER_ID: 104,
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CODES;

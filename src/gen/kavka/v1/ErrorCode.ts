@@ -58,6 +58,7 @@ export const ErrorCode = {
   OFFSET_NOT_AVAILABLE: 'OFFSET_NOT_AVAILABLE',
   INVALID_RECORD: 'INVALID_RECORD',
   INVALID_UPDATE_VERSION: 'INVALID_UPDATE_VERSION',
+  INCONSISTENT_CLUSTER_ID: 'INCONSISTENT_CLUSTER_ID',
 } as const;
 
 /**
@@ -168,6 +169,8 @@ export type ErrorCode =
   | 87
   | 'INVALID_UPDATE_VERSION'
   | 95
+  | 'INCONSISTENT_CLUSTER_ID'
+  | 104
 
 /**
  * Kafka's error names with Kafka's numeric codes. Every multi-partition response carries one of

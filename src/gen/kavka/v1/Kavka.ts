@@ -3,6 +3,8 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { AddRaftVoterRequest as _kavka_v1_AddRaftVoterRequest, AddRaftVoterRequest__Output as _kavka_v1_AddRaftVoterRequest__Output } from '../../kavka/v1/AddRaftVoterRequest.js';
+import type { AddRaftVoterResponse as _kavka_v1_AddRaftVoterResponse, AddRaftVoterResponse__Output as _kavka_v1_AddRaftVoterResponse__Output } from '../../kavka/v1/AddRaftVoterResponse.js';
 import type { AlterConfigsRequest as _kavka_v1_AlterConfigsRequest, AlterConfigsRequest__Output as _kavka_v1_AlterConfigsRequest__Output } from '../../kavka/v1/AlterConfigsRequest.js';
 import type { AlterConfigsResponse as _kavka_v1_AlterConfigsResponse, AlterConfigsResponse__Output as _kavka_v1_AlterConfigsResponse__Output } from '../../kavka/v1/AlterConfigsResponse.js';
 import type { CreatePartitionsRequest as _kavka_v1_CreatePartitionsRequest, CreatePartitionsRequest__Output as _kavka_v1_CreatePartitionsRequest__Output } from '../../kavka/v1/CreatePartitionsRequest.js';
@@ -13,6 +15,8 @@ import type { DeleteTopicsRequest as _kavka_v1_DeleteTopicsRequest, DeleteTopics
 import type { DeleteTopicsResponse as _kavka_v1_DeleteTopicsResponse, DeleteTopicsResponse__Output as _kavka_v1_DeleteTopicsResponse__Output } from '../../kavka/v1/DeleteTopicsResponse.js';
 import type { DescribeConfigsRequest as _kavka_v1_DescribeConfigsRequest, DescribeConfigsRequest__Output as _kavka_v1_DescribeConfigsRequest__Output } from '../../kavka/v1/DescribeConfigsRequest.js';
 import type { DescribeConfigsResponse as _kavka_v1_DescribeConfigsResponse, DescribeConfigsResponse__Output as _kavka_v1_DescribeConfigsResponse__Output } from '../../kavka/v1/DescribeConfigsResponse.js';
+import type { DescribeQuorumRequest as _kavka_v1_DescribeQuorumRequest, DescribeQuorumRequest__Output as _kavka_v1_DescribeQuorumRequest__Output } from '../../kavka/v1/DescribeQuorumRequest.js';
+import type { DescribeQuorumResponse as _kavka_v1_DescribeQuorumResponse, DescribeQuorumResponse__Output as _kavka_v1_DescribeQuorumResponse__Output } from '../../kavka/v1/DescribeQuorumResponse.js';
 import type { FetchRequest as _kavka_v1_FetchRequest, FetchRequest__Output as _kavka_v1_FetchRequest__Output } from '../../kavka/v1/FetchRequest.js';
 import type { FetchResponse as _kavka_v1_FetchResponse, FetchResponse__Output as _kavka_v1_FetchResponse__Output } from '../../kavka/v1/FetchResponse.js';
 import type { ListOffsetsRequest as _kavka_v1_ListOffsetsRequest, ListOffsetsRequest__Output as _kavka_v1_ListOffsetsRequest__Output } from '../../kavka/v1/ListOffsetsRequest.js';
@@ -21,6 +25,8 @@ import type { MetadataRequest as _kavka_v1_MetadataRequest, MetadataRequest__Out
 import type { MetadataResponse as _kavka_v1_MetadataResponse, MetadataResponse__Output as _kavka_v1_MetadataResponse__Output } from '../../kavka/v1/MetadataResponse.js';
 import type { ProduceRequest as _kavka_v1_ProduceRequest, ProduceRequest__Output as _kavka_v1_ProduceRequest__Output } from '../../kavka/v1/ProduceRequest.js';
 import type { ProduceResponse as _kavka_v1_ProduceResponse, ProduceResponse__Output as _kavka_v1_ProduceResponse__Output } from '../../kavka/v1/ProduceResponse.js';
+import type { RemoveRaftVoterRequest as _kavka_v1_RemoveRaftVoterRequest, RemoveRaftVoterRequest__Output as _kavka_v1_RemoveRaftVoterRequest__Output } from '../../kavka/v1/RemoveRaftVoterRequest.js';
+import type { RemoveRaftVoterResponse as _kavka_v1_RemoveRaftVoterResponse, RemoveRaftVoterResponse__Output as _kavka_v1_RemoveRaftVoterResponse__Output } from '../../kavka/v1/RemoveRaftVoterResponse.js';
 
 /**
  * The client API of a Kavka broker (the CLIENT listener).
@@ -34,6 +40,25 @@ import type { ProduceResponse as _kavka_v1_ProduceResponse, ProduceResponse__Out
  * metadata = { retriable, leader_id, leader_endpoint } }.
  */
 export interface KavkaClient extends grpc.Client {
+  /**
+   * Membership changes, one voter at a time (KIP-853). The node must already run and follow the
+   * metadata log (process.roles=broker makes it an observer); removing a voter leaves it an
+   * observer.
+   */
+  AddRaftVoter(argument: _kavka_v1_AddRaftVoterRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_AddRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  AddRaftVoter(argument: _kavka_v1_AddRaftVoterRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_kavka_v1_AddRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  AddRaftVoter(argument: _kavka_v1_AddRaftVoterRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_AddRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  AddRaftVoter(argument: _kavka_v1_AddRaftVoterRequest, callback: grpc.requestCallback<_kavka_v1_AddRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Membership changes, one voter at a time (KIP-853). The node must already run and follow the
+   * metadata log (process.roles=broker makes it an observer); removing a voter leaves it an
+   * observer.
+   */
+  addRaftVoter(argument: _kavka_v1_AddRaftVoterRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_AddRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  addRaftVoter(argument: _kavka_v1_AddRaftVoterRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_kavka_v1_AddRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  addRaftVoter(argument: _kavka_v1_AddRaftVoterRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_AddRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  addRaftVoter(argument: _kavka_v1_AddRaftVoterRequest, callback: grpc.requestCallback<_kavka_v1_AddRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  
   /**
    * Incremental, like Kafka's IncrementalAlterConfigs: SET or DELETE named keys.
    */
@@ -90,6 +115,23 @@ export interface KavkaClient extends grpc.Client {
   describeConfigs(argument: _kavka_v1_DescribeConfigsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_kavka_v1_DescribeConfigsResponse__Output>): grpc.ClientUnaryCall;
   describeConfigs(argument: _kavka_v1_DescribeConfigsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_DescribeConfigsResponse__Output>): grpc.ClientUnaryCall;
   describeConfigs(argument: _kavka_v1_DescribeConfigsRequest, callback: grpc.requestCallback<_kavka_v1_DescribeConfigsResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * The controller quorum (KIP-595 DescribeQuorum): leader, epoch, voters and observers with how
+   * far each has replicated the metadata log. Answered by the active controller.
+   */
+  DescribeQuorum(argument: _kavka_v1_DescribeQuorumRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_DescribeQuorumResponse__Output>): grpc.ClientUnaryCall;
+  DescribeQuorum(argument: _kavka_v1_DescribeQuorumRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_kavka_v1_DescribeQuorumResponse__Output>): grpc.ClientUnaryCall;
+  DescribeQuorum(argument: _kavka_v1_DescribeQuorumRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_DescribeQuorumResponse__Output>): grpc.ClientUnaryCall;
+  DescribeQuorum(argument: _kavka_v1_DescribeQuorumRequest, callback: grpc.requestCallback<_kavka_v1_DescribeQuorumResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * The controller quorum (KIP-595 DescribeQuorum): leader, epoch, voters and observers with how
+   * far each has replicated the metadata log. Answered by the active controller.
+   */
+  describeQuorum(argument: _kavka_v1_DescribeQuorumRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_DescribeQuorumResponse__Output>): grpc.ClientUnaryCall;
+  describeQuorum(argument: _kavka_v1_DescribeQuorumRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_kavka_v1_DescribeQuorumResponse__Output>): grpc.ClientUnaryCall;
+  describeQuorum(argument: _kavka_v1_DescribeQuorumRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_DescribeQuorumResponse__Output>): grpc.ClientUnaryCall;
+  describeQuorum(argument: _kavka_v1_DescribeQuorumRequest, callback: grpc.requestCallback<_kavka_v1_DescribeQuorumResponse__Output>): grpc.ClientUnaryCall;
   
   /**
    * Long-poll: answers once min_bytes are available or max_wait_ms has passed.
@@ -171,6 +213,15 @@ export interface KavkaClient extends grpc.Client {
   produceStream(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_kavka_v1_ProduceRequest, _kavka_v1_ProduceResponse__Output>;
   produceStream(options?: grpc.CallOptions): grpc.ClientDuplexStream<_kavka_v1_ProduceRequest, _kavka_v1_ProduceResponse__Output>;
   
+  RemoveRaftVoter(argument: _kavka_v1_RemoveRaftVoterRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_RemoveRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  RemoveRaftVoter(argument: _kavka_v1_RemoveRaftVoterRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_kavka_v1_RemoveRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  RemoveRaftVoter(argument: _kavka_v1_RemoveRaftVoterRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_RemoveRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  RemoveRaftVoter(argument: _kavka_v1_RemoveRaftVoterRequest, callback: grpc.requestCallback<_kavka_v1_RemoveRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  removeRaftVoter(argument: _kavka_v1_RemoveRaftVoterRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_RemoveRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  removeRaftVoter(argument: _kavka_v1_RemoveRaftVoterRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_kavka_v1_RemoveRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  removeRaftVoter(argument: _kavka_v1_RemoveRaftVoterRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_RemoveRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  removeRaftVoter(argument: _kavka_v1_RemoveRaftVoterRequest, callback: grpc.requestCallback<_kavka_v1_RemoveRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  
 }
 
 /**
@@ -186,6 +237,13 @@ export interface KavkaClient extends grpc.Client {
  */
 export interface KavkaHandlers extends grpc.UntypedServiceImplementation {
   /**
+   * Membership changes, one voter at a time (KIP-853). The node must already run and follow the
+   * metadata log (process.roles=broker makes it an observer); removing a voter leaves it an
+   * observer.
+   */
+  AddRaftVoter: grpc.handleUnaryCall<_kavka_v1_AddRaftVoterRequest__Output, _kavka_v1_AddRaftVoterResponse>;
+  
+  /**
    * Incremental, like Kafka's IncrementalAlterConfigs: SET or DELETE named keys.
    */
   AlterConfigs: grpc.handleUnaryCall<_kavka_v1_AlterConfigsRequest__Output, _kavka_v1_AlterConfigsResponse>;
@@ -200,6 +258,12 @@ export interface KavkaHandlers extends grpc.UntypedServiceImplementation {
   DeleteTopics: grpc.handleUnaryCall<_kavka_v1_DeleteTopicsRequest__Output, _kavka_v1_DeleteTopicsResponse>;
   
   DescribeConfigs: grpc.handleUnaryCall<_kavka_v1_DescribeConfigsRequest__Output, _kavka_v1_DescribeConfigsResponse>;
+  
+  /**
+   * The controller quorum (KIP-595 DescribeQuorum): leader, epoch, voters and observers with how
+   * far each has replicated the metadata log. Answered by the active controller.
+   */
+  DescribeQuorum: grpc.handleUnaryCall<_kavka_v1_DescribeQuorumRequest__Output, _kavka_v1_DescribeQuorumResponse>;
   
   /**
    * Long-poll: answers once min_bytes are available or max_wait_ms has passed.
@@ -230,18 +294,23 @@ export interface KavkaHandlers extends grpc.UntypedServiceImplementation {
    */
   ProduceStream: grpc.handleBidiStreamingCall<_kavka_v1_ProduceRequest__Output, _kavka_v1_ProduceResponse>;
   
+  RemoveRaftVoter: grpc.handleUnaryCall<_kavka_v1_RemoveRaftVoterRequest__Output, _kavka_v1_RemoveRaftVoterResponse>;
+  
 }
 
 export interface KavkaDefinition extends grpc.ServiceDefinition {
+  AddRaftVoter: MethodDefinition<_kavka_v1_AddRaftVoterRequest, _kavka_v1_AddRaftVoterResponse, _kavka_v1_AddRaftVoterRequest__Output, _kavka_v1_AddRaftVoterResponse__Output>
   AlterConfigs: MethodDefinition<_kavka_v1_AlterConfigsRequest, _kavka_v1_AlterConfigsResponse, _kavka_v1_AlterConfigsRequest__Output, _kavka_v1_AlterConfigsResponse__Output>
   CreatePartitions: MethodDefinition<_kavka_v1_CreatePartitionsRequest, _kavka_v1_CreatePartitionsResponse, _kavka_v1_CreatePartitionsRequest__Output, _kavka_v1_CreatePartitionsResponse__Output>
   CreateTopics: MethodDefinition<_kavka_v1_CreateTopicsRequest, _kavka_v1_CreateTopicsResponse, _kavka_v1_CreateTopicsRequest__Output, _kavka_v1_CreateTopicsResponse__Output>
   DeleteTopics: MethodDefinition<_kavka_v1_DeleteTopicsRequest, _kavka_v1_DeleteTopicsResponse, _kavka_v1_DeleteTopicsRequest__Output, _kavka_v1_DeleteTopicsResponse__Output>
   DescribeConfigs: MethodDefinition<_kavka_v1_DescribeConfigsRequest, _kavka_v1_DescribeConfigsResponse, _kavka_v1_DescribeConfigsRequest__Output, _kavka_v1_DescribeConfigsResponse__Output>
+  DescribeQuorum: MethodDefinition<_kavka_v1_DescribeQuorumRequest, _kavka_v1_DescribeQuorumResponse, _kavka_v1_DescribeQuorumRequest__Output, _kavka_v1_DescribeQuorumResponse__Output>
   Fetch: MethodDefinition<_kavka_v1_FetchRequest, _kavka_v1_FetchResponse, _kavka_v1_FetchRequest__Output, _kavka_v1_FetchResponse__Output>
   FetchStream: MethodDefinition<_kavka_v1_FetchRequest, _kavka_v1_FetchResponse, _kavka_v1_FetchRequest__Output, _kavka_v1_FetchResponse__Output>
   ListOffsets: MethodDefinition<_kavka_v1_ListOffsetsRequest, _kavka_v1_ListOffsetsResponse, _kavka_v1_ListOffsetsRequest__Output, _kavka_v1_ListOffsetsResponse__Output>
   Metadata: MethodDefinition<_kavka_v1_MetadataRequest, _kavka_v1_MetadataResponse, _kavka_v1_MetadataRequest__Output, _kavka_v1_MetadataResponse__Output>
   Produce: MethodDefinition<_kavka_v1_ProduceRequest, _kavka_v1_ProduceResponse, _kavka_v1_ProduceRequest__Output, _kavka_v1_ProduceResponse__Output>
   ProduceStream: MethodDefinition<_kavka_v1_ProduceRequest, _kavka_v1_ProduceResponse, _kavka_v1_ProduceRequest__Output, _kavka_v1_ProduceResponse__Output>
+  RemoveRaftVoter: MethodDefinition<_kavka_v1_RemoveRaftVoterRequest, _kavka_v1_RemoveRaftVoterResponse, _kavka_v1_RemoveRaftVoterRequest__Output, _kavka_v1_RemoveRaftVoterResponse__Output>
 }

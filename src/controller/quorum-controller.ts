@@ -1,0 +1,479 @@
+// The metadata controller over Raft (KRaft's QuorumController). Every node runs one: it applies
+// the committed metadata log to an immutable MetadataImage and tells listeners, so every node can
+// answer Metadata. The node whose Raft leads is the active controller: it decides admin requests,
+// broker registrations, heartbeats and AlterPartition against the image (the pure functions in
+// topic-operations.ts, broker-liveness.ts and partition-leadership.ts), proposes the resulting
+// records, and answers once they are committed and applied here.
+//
+// Active means more than "Raft leader": a new leader first commits an entry of its own term (an
+// empty record batch) and applies everything before it, so it never decides on a stale image.
+// Until then, and on every other node, requests fail with NOT_CONTROLLER and the leader hint.
+// A deposed leader's proposals never commit (Raft), so two controllers can never both change the
+// metadata: at most one leader per term, and each change commits under exactly one term.
+//
+// Decisions are serialized (one queue): each decides on the image its predecessor left.
+// The active controller also runs two timers: fencing brokers whose heartbeats stopped
+// (broker.session.timeout.ms) and moving leadership back to preferred replicas.
+//
+// Snapshots: every `snapshotBytes` of applied records, the image is written as the records that
+// rebuild it (imageToRecords) and handed to Raft, which drops the log before it.
+//
+// Called from gRPC handlers and timers on the event loop; every public method is safe to call
+// concurrently.
+import { KavkaError, toKavkaError } from '../util/errors.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+import type { ApplyEvent, RaftNode } from '../raft/index.js';
+import { MetadataImage } from './metadata-image.js';
+import type { MetadataRecord } from './metadata-records.js';
+import {
+  alterTopicConfigs,
+  createPartitions,
+  createTopics,
+  deleteTopics,
+  placementBrokers,
+  type AlterTopicConfigRequest,
+  type ControllerResult,
+  type CreatedTopicResult,
+  type CreatePartitionsRequest,
+  type CreateTopicRequest,
+  type PlacementContext,
+  type TopicResult,
+} from './topic-operations.js';
+import { BrokerHeartbeatTracker, fenceStaleBrokers, handleHeartbeat, withLeadershipChanges, type BrokerHeartbeatRequest, type BrokerHeartbeatResponse } from './broker-liveness.js';
+import { alterPartition, electPreferredLeaders, type AlterPartitionRequest, type AlterPartitionResponse, type LeadershipOptions } from './partition-leadership.js';
+import { decodeMetadataBatch, decodeMetadataSnapshot, encodeMetadataBatch, encodeMetadataSnapshot } from './metadata-codec.js';
+
+export interface QuorumControllerOptions {
+  nodeId: number;
+  /** Opened, not started: the controller installs its apply handler, then starts it. */
+  raft: RaftNode;
+  defaultPartitions: number;
+  defaultReplicationFactor: number;
+  deleteTopicEnable: boolean;
+  sessionTimeoutMs: number;
+  leadership: LeadershipOptions;
+  autoLeaderRebalance: boolean;
+  leaderImbalanceCheckIntervalMs: number;
+  /** Snapshot after this many bytes of applied record batches. */
+  snapshotBytes: number;
+  random: () => number;
+  newTopicId: () => string;
+  clock: Clock;
+  logger: Logger;
+}
+
+export interface RegisterBrokerRequest {
+  brokerId: number;
+  incarnationId: string;
+  endpoints: { name: string; host: string; port: number }[];
+  rack: string | undefined;
+}
+
+/** A decision's results plus the metadata offset (Raft index) at which its records are applied. */
+export interface Decided<R> {
+  results: R[];
+  metadataOffset: number;
+}
+
+export interface QuorumMember {
+  nodeId: number;
+  /** The last index the leader knows this member holds; -1 when unknown. */
+  logEndOffset: number;
+  lag: number;
+}
+
+export interface QuorumDescription {
+  leaderId: number;
+  leaderEpoch: number;
+  highWatermark: number;
+  voters: QuorumMember[];
+  observers: QuorumMember[];
+}
+
+export class QuorumController {
+  private imageValue = MetadataImage.EMPTY;
+  private appliedIndex = 0;
+  private bytesSinceSnapshot = 0;
+  private snapshotting = false;
+  private readonly imageListeners = new Set<(image: MetadataImage) => void>();
+  private readonly offsetWaiters = new Set<{ offset: number; resolve: () => void }>();
+  private queue: Promise<unknown> = Promise.resolve();
+  /** The term this node is active in; undefined when not active. */
+  private activeTerm: number | undefined;
+  private tracker = new BrokerHeartbeatTracker();
+  private readonly cancelTimers: (() => void)[] = [];
+  private closed = false;
+  private readonly logger: Logger;
+
+  private constructor(private readonly options: QuorumControllerOptions) {
+    this.logger = options.logger;
+  }
+
+  /** Installs the state machine on the Raft node and starts it (replaying its snapshot and log). */
+  static async start(options: QuorumControllerOptions): Promise<QuorumController> {
+    const controller = new QuorumController(options);
+    options.raft.onApply((event) => controller.apply(event));
+    options.raft.onLeaderChange((change) => controller.onLeaderChange(change.role === 'leader', change.term));
+    await options.raft.start();
+    // A voter alone needs no election timeout to learn it can lead.
+    const config = options.raft.status().config;
+    if (config.voters.length === 1 && config.voters[0] === options.nodeId && !options.raft.isLeader) options.raft.campaign();
+    return controller;
+  }
+
+  get image(): MetadataImage {
+    return this.imageValue;
+  }
+
+  /** The Raft index of the last applied entry: the metadata offset this node has reached. */
+  get metadataOffset(): number {
+    return this.appliedIndex;
+  }
+
+  /** The active controller's node id as this node knows it, or -1. */
+  get controllerId(): number {
+    return this.options.raft.leaderId ?? -1;
+  }
+
+  get isActive(): boolean {
+    return this.activeTerm !== undefined && this.activeTerm === this.options.raft.term && this.options.raft.isLeader;
+  }
+
+  /** True when the node is a voter in the current (latest appended) quorum configuration. */
+  isVoter(nodeId: number): boolean {
+    return this.options.raft.status().config.voters.includes(nodeId);
+  }
+
+  /** The Raft term of the current leader (Kafka's controller epoch). */
+  get controllerEpoch(): number {
+    return this.options.raft.term;
+  }
+
+  onImage(listener: (image: MetadataImage) => void): () => void {
+    this.imageListeners.add(listener);
+    return () => this.imageListeners.delete(listener);
+  }
+
+  /** Resolves once this node has applied the metadata offset, or false after timeoutMs. */
+  waitForOffset(offset: number, timeoutMs: number): Promise<boolean> {
+    if (this.appliedIndex >= offset) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = {
+        offset,
+        resolve: () => {
+          cancel();
+          resolve(true);
+        },
+      };
+      const cancel = this.options.clock.schedule(timeoutMs, () => {
+        this.offsetWaiters.delete(waiter);
+        resolve(false);
+      });
+      this.offsetWaiters.add(waiter);
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Requests (active controller only)
+
+  createTopics(requests: CreateTopicRequest[], validateOnly: boolean): Promise<Decided<CreatedTopicResult>> {
+    return this.decide((image) => createTopics(requests, image, this.placementContext(image)), validateOnly);
+  }
+
+  deleteTopics(names: string[]): Promise<Decided<TopicResult>> {
+    return this.decide((image) => deleteTopics(names, image, this.options.deleteTopicEnable), false);
+  }
+
+  createPartitions(requests: CreatePartitionsRequest[], validateOnly: boolean): Promise<Decided<TopicResult>> {
+    return this.decide((image) => createPartitions(requests, image, this.placementContext(image)), validateOnly);
+  }
+
+  alterTopicConfigs(requests: AlterTopicConfigRequest[], validateOnly: boolean): Promise<Decided<TopicResult>> {
+    return this.decide((image) => alterTopicConfigs(requests, image), validateOnly);
+  }
+
+  /**
+   * A broker process announces itself. A new incarnation (or new endpoints) is a new
+   * registration: it starts fenced, so partitions it led elect other leaders from their ISRs in
+   * the same records, and it is unfenced once its heartbeats say it has caught up. The same
+   * incarnation registering again (a retry, or after a controller failover) changes nothing.
+   * A node that is not yet a Raft member is added as a learner so it receives the metadata log.
+   */
+  async registerBroker(request: RegisterBrokerRequest): Promise<{ registeredOffset: number }> {
+    const decided = await this.decide<number>((image) => {
+      const existing = image.brokers.get(request.brokerId);
+      const same =
+        existing !== undefined &&
+        existing.incarnationId === request.incarnationId &&
+        existing.rack === request.rack &&
+        sameEndpoints(existing.endpoints, request.endpoints);
+      if (same) return { records: [], results: [] };
+      const registration: MetadataRecord = { type: 'RegisterBroker', nodeId: request.brokerId, endpoints: request.endpoints, rack: request.rack, incarnationId: request.incarnationId };
+      return { records: withLeadershipChanges(image, [registration], this.options.leadership), results: [] };
+    }, false);
+    this.tracker.recordHeartbeat(request.brokerId, this.options.clock.monotonicMs());
+    const config = this.options.raft.status().config;
+    if (!config.voters.includes(request.brokerId) && !config.learners.includes(request.brokerId)) {
+      this.logger.info({ brokerId: request.brokerId }, 'adding broker to the metadata quorum as an observer (learner)');
+      await this.options.raft.addLearner(request.brokerId).catch((error: unknown) => {
+        // It retries its registration; the next attempt adds it again.
+        throw toKavkaError(error);
+      });
+    }
+    return { registeredOffset: decided.metadataOffset };
+  }
+
+  async brokerHeartbeat(request: BrokerHeartbeatRequest): Promise<BrokerHeartbeatResponse> {
+    let response: BrokerHeartbeatResponse | undefined;
+    await this.decide<never>((image) => {
+      const nowMs = this.options.clock.monotonicMs();
+      const handled = handleHeartbeat(image, request, nowMs, this.options.leadership);
+      this.tracker.recordHeartbeat(handled.heartbeat.brokerId, handled.heartbeat.atMs);
+      response = handled.response;
+      let records = handled.records;
+      // A broker back in service leads its preferred partitions again once it is in their ISR.
+      if (this.options.autoLeaderRebalance && records.some((r) => r.type === 'UnfenceBroker')) {
+        const after = records.reduce((img, r) => img.replay(r), image);
+        records = [...records, ...electPreferredLeaders(after)];
+      }
+      return { records, results: [] };
+    }, false);
+    return response ?? { isFenced: true, shouldShutdown: false };
+  }
+
+  async alterPartition(request: AlterPartitionRequest): Promise<AlterPartitionResponse & { metadataOffset: number }> {
+    let response: AlterPartitionResponse | undefined;
+    const decided = await this.decide<never>((image) => {
+      const result = alterPartition(image, request);
+      response = result.response;
+      return { records: result.records, results: [] };
+    }, false);
+    if (response === undefined) throw new KavkaError('UNKNOWN_SERVER_ERROR', 'AlterPartition produced no response');
+    return { ...response, metadataOffset: decided.metadataOffset };
+  }
+
+  /** The quorum as the active controller sees it (KIP-595 DescribeQuorum). */
+  describeQuorum(): QuorumDescription {
+    this.requireActive();
+    const status = this.options.raft.status();
+    const member = (id: number): QuorumMember => {
+      if (id === this.options.nodeId) return { nodeId: id, logEndOffset: status.lastIndex, lag: 0 };
+      const progress = status.progress?.get(id);
+      const match = progress?.match ?? -1;
+      return { nodeId: id, logEndOffset: match, lag: match < 0 ? status.lastIndex : Math.max(0, status.lastIndex - match) };
+    };
+    return {
+      leaderId: this.options.nodeId,
+      leaderEpoch: status.term,
+      highWatermark: status.committed,
+      voters: status.config.voters.map(member),
+      observers: status.config.learners.map(member),
+    };
+  }
+
+  /**
+   * Makes a node a voter (KIP-853 AddRaftVoter). It must be registered and following the log as
+   * an observer, so it has the log before it counts toward a majority.
+   */
+  async addVoter(nodeId: number): Promise<void> {
+    this.requireActive();
+    const config = this.options.raft.status().config;
+    if (config.voters.includes(nodeId)) throw new KavkaError('INVALID_REQUEST', `node ${nodeId} is already a voter (voters: ${config.voters.join(',')})`);
+    if (!config.learners.includes(nodeId)) {
+      throw new KavkaError('INVALID_REQUEST', `node ${nodeId} does not follow the metadata log yet; start it (process.roles=broker works) and wait until it is an observer in \`kavka controller describe\``);
+    }
+    await this.options.raft.addVoter(nodeId);
+    this.logger.info({ voterId: nodeId }, 'added a controller voter');
+  }
+
+  /** Removes a voter (KIP-853 RemoveRaftVoter); a node still registered stays an observer. */
+  async removeVoter(nodeId: number): Promise<void> {
+    this.requireActive();
+    const config = this.options.raft.status().config;
+    if (!config.voters.includes(nodeId)) throw new KavkaError('INVALID_REQUEST', `node ${nodeId} is not a voter (voters: ${config.voters.join(',')})`);
+    if (config.voters.length === 1) throw new KavkaError('INVALID_REQUEST', `node ${nodeId} is the last voter; add another voter first`);
+    await this.options.raft.removeVoter(nodeId);
+    this.logger.info({ voterId: nodeId }, 'removed a controller voter');
+    if (this.imageValue.brokers.has(nodeId) && this.isActive) await this.options.raft.addLearner(nodeId).catch(() => undefined);
+  }
+
+  /** Moves controller leadership to another voter (tests and controlled shutdown). */
+  transferLeadership(target: number): Promise<void> {
+    return this.options.raft.transferLeadership(target);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.deactivate();
+    for (const waiter of this.offsetWaiters) waiter.resolve();
+    this.offsetWaiters.clear();
+    await this.options.raft.close();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Internals
+
+  private placementContext(image: MetadataImage): PlacementContext {
+    const { liveBrokers, brokerRacks } = placementBrokers(image);
+    return {
+      defaultPartitions: this.options.defaultPartitions,
+      defaultReplicationFactor: this.options.defaultReplicationFactor,
+      liveBrokers,
+      brokerRacks,
+      startIndex: Math.floor(this.options.random() * Math.max(1, liveBrokers.length)),
+      newTopicId: this.options.newTopicId,
+    };
+  }
+
+  private requireActive(): void {
+    if (this.isActive) return;
+    const leader = this.options.raft.leaderId;
+    const where = leader === undefined ? 'no controller is elected yet' : leader === this.options.nodeId ? 'this node was just elected and is catching up' : `node ${leader} is`;
+    throw new KavkaError('NOT_CONTROLLER', `node ${this.options.nodeId} is not the active controller; ${where}`, {
+      retriable: true,
+      leaderHint: leader !== undefined && leader !== this.options.nodeId ? leader : undefined,
+    });
+  }
+
+  /** Runs one decision on the current image and commits its records, one at a time. */
+  private decide<R>(decide: (image: MetadataImage) => ControllerResult<R>, validateOnly: boolean): Promise<Decided<R>> {
+    const next = this.queue.then(async () => {
+      this.requireActive();
+      const { records, results } = decide(this.imageValue);
+      if (validateOnly || records.length === 0) return { results, metadataOffset: this.appliedIndex };
+      const committed = await this.options.raft.propose(encodeMetadataBatch(records));
+      this.logger.info({ records: summarize(records), metadataOffset: committed.index, term: committed.term }, 'metadata committed');
+      return { results, metadataOffset: committed.index };
+    });
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async apply(event: ApplyEvent): Promise<void> {
+    if (event.kind === 'snapshot') {
+      const records = decodeMetadataSnapshot(event.snapshot.data);
+      this.appliedIndex = event.snapshot.metadata.index;
+      this.imageValue = records.reduce((img, r) => img.replay(r), MetadataImage.EMPTY).atOffset(this.appliedIndex);
+      this.bytesSinceSnapshot = 0;
+      this.logger.info({ metadataOffset: this.appliedIndex, records: records.length }, 'metadata image loaded from a snapshot');
+    } else {
+      const { entry } = event;
+      if (entry.payload.kind === 'normal') {
+        const records = decodeMetadataBatch(entry.payload.data);
+        this.imageValue = records.reduce((img, r) => img.replay(r), this.imageValue);
+        this.bytesSinceSnapshot += entry.payload.data.byteLength;
+      }
+      this.appliedIndex = entry.index;
+      this.imageValue = this.imageValue.atOffset(entry.index);
+    }
+    for (const listener of this.imageListeners) listener(this.imageValue);
+    for (const waiter of [...this.offsetWaiters]) {
+      if (waiter.offset <= this.appliedIndex) {
+        this.offsetWaiters.delete(waiter);
+        waiter.resolve();
+      }
+    }
+    this.maybeSnapshot();
+  }
+
+  private maybeSnapshot(): void {
+    if (this.snapshotting || this.bytesSinceSnapshot < this.options.snapshotBytes) return;
+    this.snapshotting = true;
+    const index = this.appliedIndex;
+    const data = encodeMetadataSnapshot(this.imageValue);
+    this.bytesSinceSnapshot = 0;
+    this.options.raft
+      .snapshot(index, data)
+      .then((taken) => {
+        if (taken) this.logger.info({ metadataOffset: index, bytes: data.byteLength }, 'metadata snapshot taken');
+      })
+      .catch((error: unknown) => this.logger.warn({ err: error, metadataOffset: index }, 'metadata snapshot failed'))
+      .finally(() => {
+        this.snapshotting = false;
+      });
+  }
+
+  private onLeaderChange(isLeader: boolean, term: number): void {
+    if (this.closed) return;
+    if (!isLeader) {
+      if (this.activeTerm !== undefined) this.logger.info({ term }, 'no longer the active controller');
+      this.deactivate();
+      return;
+    }
+    if (this.activeTerm === term) return;
+    this.deactivate();
+    // Commit an entry of this term and apply everything before it before deciding anything.
+    this.options.raft
+      .propose(encodeMetadataBatch([]))
+      .then(() => {
+        if (this.closed || !this.options.raft.isLeader || this.options.raft.term !== term) return;
+        this.activate(term);
+      })
+      .catch((error: unknown) => this.logger.debug({ err: error, term }, 'lost leadership before becoming the active controller'));
+  }
+
+  private activate(term: number): void {
+    this.activeTerm = term;
+    // Every broker's session starts now: a failover never fences a healthy broker.
+    this.tracker = BrokerHeartbeatTracker.startingAt(this.imageValue, this.options.clock.monotonicMs());
+    this.logger.info({ term, metadataOffset: this.appliedIndex }, 'became the active controller');
+    const fenceCheckMs = Math.max(10, Math.floor(this.options.sessionTimeoutMs / 8));
+    this.every(term, fenceCheckMs, () => this.fenceStaleBrokers());
+    if (this.options.autoLeaderRebalance) this.every(term, this.options.leaderImbalanceCheckIntervalMs, () => this.rebalance());
+  }
+
+  private deactivate(): void {
+    this.activeTerm = undefined;
+    for (const cancel of this.cancelTimers.splice(0)) cancel();
+  }
+
+  /** Runs `task` every intervalMs while active in `term`; a run still going delays the next. */
+  private every(term: number, intervalMs: number, task: () => Promise<unknown>): void {
+    const stillActive = () => this.isActive && this.activeTerm === term;
+    let cancel: () => void = () => undefined;
+    const schedule = () => {
+      cancel = this.options.clock.schedule(intervalMs, () => {
+        if (!stillActive()) return;
+        void task()
+          .catch((error: unknown) => this.logger.warn({ err: error }, 'controller task failed'))
+          .finally(() => {
+            if (stillActive()) schedule();
+          });
+      });
+    };
+    schedule();
+    this.cancelTimers.push(() => cancel());
+  }
+
+  private fenceStaleBrokers(): Promise<unknown> {
+    return this.decide<never>((image) => {
+      const records = fenceStaleBrokers(image, this.tracker.lastHeartbeatMs, this.options.clock.monotonicMs(), this.options.sessionTimeoutMs, this.options.leadership);
+      for (const r of records) {
+        if (r.type === 'FenceBroker') {
+          this.logger.warn({ brokerId: r.nodeId, sessionTimeoutMs: this.options.sessionTimeoutMs }, 'broker heartbeats stopped; fencing it and moving its partitions');
+          this.tracker.forget(r.nodeId);
+        }
+      }
+      return { records, results: [] };
+    }, false);
+  }
+
+  private rebalance(): Promise<unknown> {
+    return this.decide<never>((image) => ({ records: electPreferredLeaders(image), results: [] }), false);
+  }
+}
+
+function sameEndpoints(current: ReadonlyMap<string, { host: string; port: number }>, wanted: RegisterBrokerRequest['endpoints']): boolean {
+  if (current.size !== wanted.length) return false;
+  return wanted.every((e) => {
+    const c = current.get(e.name);
+    return c !== undefined && c.host === e.host && c.port === e.port;
+  });
+}
+
+function summarize(records: MetadataRecord[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of records) counts[r.type] = (counts[r.type] ?? 0) + 1;
+  return counts;
+}
