@@ -3,18 +3,23 @@
 // ./data/node-N, prefixes each node's log lines with [node-N], prints "ready" once every node's
 // /readyz passes, and on Ctrl-C (or SIGTERM) stops the nodes one at a time, each within a bound.
 //
-// Node N listens on CLIENT 9091+N, INTERNAL 9191+N, admin HTTP 9643+N. This version runs one
-// node; the Raft step raises NODE_COUNT to 3.
+// Node N listens on CLIENT 9091+N, INTERNAL 9191+N (Raft, controller and inter-broker traffic),
+// admin HTTP 9643+N. All three nodes are controller voters (process.roles=broker,controller).
+// New topics get 3 replicas. min.insync.replicas is 1 until followers replicate data: today a
+// partition's leader shrinks the ISR to itself before its first write, so with 2 every acks=all
+// produce would fail with NOT_ENOUGH_REPLICAS.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
-const NODE_COUNT = 1;
+const NODE_COUNT = 3;
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 20_000;
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'dist', 'cli', 'main.js');
+
+const VOTERS = Array.from({ length: NODE_COUNT }, (_, i) => `${i + 1}@127.0.0.1:${9192 + i}`).join(',');
 
 function nodeArgs(n) {
   const overrides = {
@@ -22,6 +27,9 @@ function nodeArgs(n) {
     listeners: `CLIENT://127.0.0.1:${9091 + n},INTERNAL://127.0.0.1:${9191 + n}`,
     'admin.listener': `127.0.0.1:${9643 + n}`,
     'log.dirs': join('data', `node-${n}`),
+    'controller.quorum.voters': VOTERS,
+    'default.replication.factor': '3',
+    'min.insync.replicas': '1',
   };
   return ['broker', '--exit-with-parent', ...Object.entries(overrides).flatMap(([k, v]) => ['--override', `${k}=${v}`])];
 }
