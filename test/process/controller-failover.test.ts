@@ -1,0 +1,176 @@
+// Three real `kavka broker` processes on 127.0.0.1 (every node a controller voter), with
+// scaled-down timeouts. Faults: SIGKILL of the active controller, SIGSTOP/SIGCONT of it, and a
+// link cut that isolates it through fault proxies on every inter-node link. Wall-clock bounds
+// here are generous ceilings; exact bounds (in ticks) live in the Raft simulation.
+//
+// Partition failover is shown on partitions that were never written: until followers replicate
+// data, a leader shrinks the ISR to itself before the first write, so only empty partitions can
+// move (written ones wait for their leader; see the last test).
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FAST_CLUSTER_TIMING, ProcessCluster } from '../../src/harness/cluster-process.js';
+import { call, rawClient } from '../server/raw-client.js';
+import type { ProduceResponse__Output } from '../../src/gen/kavka/v1/ProduceResponse.js';
+import type { FetchResponse__Output } from '../../src/gen/kavka/v1/FetchResponse.js';
+
+const CEILING_MS = 30_000;
+let cluster: ProcessCluster | undefined;
+let dataRoot: string | undefined;
+
+afterEach(async () => {
+  await cluster?.destroy();
+  cluster = undefined;
+  if (dataRoot !== undefined) await rm(dataRoot, { recursive: true, force: true });
+  dataRoot = undefined;
+});
+
+async function startCluster(proxies = false): Promise<ProcessCluster> {
+  dataRoot = await mkdtemp(join(tmpdir(), 'kavka-cluster-'));
+  cluster = await ProcessCluster.start({ size: 3, dataRoot, proxies, overrides: { ...FAST_CLUSTER_TIMING, 'default.replication.factor': '3' } });
+  await cluster.waitReady();
+  return cluster;
+}
+
+function controllerOf(c: ProcessCluster, excluding: number[] = []) {
+  return ProcessCluster.waitFor('an agreed active controller', () => c.agreedController(excluding), CEILING_MS);
+}
+
+async function createTopic(c: ProcessCluster, via: number, name: string, partitions: number, replicationFactor = 3): Promise<void> {
+  const client = rawClient(c.node(via).clientAddress);
+  const result = await call<object, { topics: { errorCode: string; errorMessage: string }[] }>(client, 'CreateTopics', { topics: [{ name, numPartitions: partitions, replicationFactor }] });
+  client.close();
+  expect(result.ok && result.value.topics[0]).toMatchObject({ errorCode: 'NONE' });
+}
+
+/** Partition -> leader as node `id` sees it. */
+async function leaders(c: ProcessCluster, id: number, topic: string): Promise<number[]> {
+  const metadata = await c.metadata(id, [topic]);
+  return metadata.topics[0].partitions.map((p) => p.leaderId);
+}
+
+/** "became the active controller" log lines of every node: term -> node ids. */
+function activeTermsByNode(c: ProcessCluster, lines: Map<number, string[]>): Map<number, number[]> {
+  const terms = new Map<number, number[]>();
+  for (const [id, nodeLines] of lines) {
+    for (const line of nodeLines) {
+      if (!line.includes('"became the active controller"')) continue;
+      const term = (JSON.parse(line) as { term: number }).term;
+      terms.set(term, [...(terms.get(term) ?? []), id]);
+    }
+  }
+  void c;
+  return terms;
+}
+
+describe('a 3-node cluster of real processes', () => {
+  it('elects a new controller when the active one is killed, moves partition leadership off the dead node, and takes the restarted node back as a follower', async () => {
+    const c = await startCluster();
+    const first = await controllerOf(c);
+    await createTopic(c, first.controllerId, 'empty', 6);
+    const survivor = [1, 2, 3].find((id) => id !== first.controllerId) ?? 1;
+    expect(await leaders(c, survivor, 'empty')).toContain(first.controllerId);
+
+    await c.signal(first.controllerId, 'SIGKILL');
+    const second = await controllerOf(c, [first.controllerId]);
+    expect(second.controllerId).not.toBe(first.controllerId);
+    expect(second.epoch).toBeGreaterThan(first.epoch);
+    // The dead node is fenced after its session times out; its empty partitions elect others.
+    await ProcessCluster.waitFor('leaders off the killed node', async () => ((await leaders(c, survivor, 'empty')).includes(first.controllerId) ? undefined : true), CEILING_MS);
+    expect((await leaders(c, survivor, 'empty')).every((leader) => leader !== -1)).toBe(true);
+
+    await c.startNode(first.controllerId);
+    await ProcessCluster.waitFor('the restarted node to report the controller', async () => ((await c.metadata(first.controllerId)).controllerId === second.controllerId ? true : undefined), CEILING_MS);
+    // PreVote: the restarted node caught up without forcing an election.
+    const after = await controllerOf(c);
+    expect(after).toEqual(second);
+  });
+
+  it('a paused controller that resumes never acts as controller in the same epoch as another', async () => {
+    const c = await startCluster();
+    const first = await controllerOf(c);
+    await c.signal(first.controllerId, 'SIGSTOP');
+    const second = await controllerOf(c, [first.controllerId]);
+    expect(second.epoch).toBeGreaterThan(first.epoch);
+    // Admin requests work without it while it is paused.
+    await createTopic(c, second.controllerId, 'while-paused', 3, 2);
+    // Paused past its session timeout: on resume its stale timers see every broker as silent
+    // and it may try to fence them all in its old term. None of that may commit.
+    await new Promise((resolve) => setTimeout(resolve, 2 * Number(FAST_CLUSTER_TIMING['broker.session.timeout.ms'])));
+
+    await c.signal(first.controllerId, 'SIGCONT');
+    await ProcessCluster.waitFor('the resumed node to follow the new controller', async () => ((await c.metadata(first.controllerId)).controllerId === second.controllerId ? true : undefined), CEILING_MS);
+    const resumedLines = c.node(first.controllerId).process?.lines ?? [];
+    await ProcessCluster.waitFor('the resumed node to stop acting as controller', async () => (resumedLines.some((l) => l.includes('"no longer the active controller"')) ? true : undefined), CEILING_MS);
+
+    const lines = new Map([...c.nodes.values()].map((n) => [n.nodeId, n.process?.lines ?? []]));
+    for (const [term, nodes] of activeTermsByNode(c, lines)) expect(nodes, `term ${term}`).toHaveLength(1);
+    // Every node serves again (the resumed one re-joined and was unfenced) and has the topic made while it slept.
+    await c.waitReady([1, 2, 3]);
+    for (const id of [1, 2, 3]) {
+      const metadata = await ProcessCluster.waitFor(`node ${id} to have the topic`, async () => {
+        const m = await c.metadata(id, ['while-paused']);
+        return m.topics[0].errorCode === 'NONE' ? m : undefined;
+      }, CEILING_MS);
+      expect(metadata.brokers.map((b) => b.nodeId).sort()).toEqual([1, 2, 3]);
+    }
+    expect(await controllerOf(c)).toEqual(second);
+  });
+
+  it('a link cut that isolates the controller: the majority elects a new one and the isolated one stops acting', async () => {
+    const c = await startCluster(true);
+    const first = await controllerOf(c);
+    c.mesh?.isolate(first.controllerId);
+    const second = await controllerOf(c, [first.controllerId]);
+    expect(second.controllerId).not.toBe(first.controllerId);
+    const isolatedLines = c.node(first.controllerId).process?.lines ?? [];
+    // CheckQuorum: without a majority, the old leader steps down by itself.
+    await ProcessCluster.waitFor('the isolated node to step down', async () => (isolatedLines.some((l) => l.includes('"no longer the active controller"')) ? true : undefined), CEILING_MS);
+    // Two live brokers now (the isolated one is fenced once its session times out).
+    await createTopic(c, second.controllerId, 'during-cut', 2, 2);
+    // A request to the isolated node cannot reach a controller: a retriable error, not a wrong answer.
+    const isolated = rawClient(c.node(first.controllerId).clientAddress);
+    const refused = await call<object, unknown>(isolated, 'CreateTopics', { topics: [{ name: 'from-isolated', numPartitions: 1, replicationFactor: 1 }] });
+    isolated.close();
+    expect(refused.ok).toBe(false);
+
+    c.mesh?.heal();
+    await ProcessCluster.waitFor('the healed node to see the topic', async () => ((await c.metadata(first.controllerId, ['during-cut'])).topics[0].errorCode === 'NONE' ? true : undefined), CEILING_MS);
+    const lines = new Map([...c.nodes.values()].map((n) => [n.nodeId, n.process?.lines ?? []]));
+    for (const [term, nodes] of activeTermsByNode(c, lines)) expect(nodes, `term ${term}`).toHaveLength(1);
+  });
+
+  it('a written partition keeps its records through its leader being killed and restarted', async () => {
+    const c = await startCluster();
+    const ctrl = await controllerOf(c);
+    await createTopic(c, ctrl.controllerId, 'written', 1);
+    const leader = (await leaders(c, ctrl.controllerId, 'written'))[0];
+    const client = rawClient(c.node(leader).clientAddress);
+    const values = Array.from({ length: 20 }, (_, i) => `r${i}`);
+    const produced = await call<object, ProduceResponse__Output>(client, 'Produce', { acks: -1, topics: [{ name: 'written', partitions: [{ partition: 0, records: values.map((v) => ({ value: Buffer.from(v) })) }] }] });
+    client.close();
+    expect(produced.ok && produced.value.topics[0].partitions[0].errorCode).toBe('NONE');
+    const other = [1, 2, 3].find((id) => id !== leader) ?? 1;
+    const isr = (await c.metadata(other, ['written'])).topics[0].partitions[0].isr;
+    expect(isr).toEqual([leader]);
+
+    await c.signal(leader, 'SIGKILL');
+    // No other replica has the data, so none may lead: the partition waits for its leader.
+    await ProcessCluster.waitFor('the partition to go leaderless', async () => ((await leaders(c, other, 'written'))[0] === -1 ? true : undefined), CEILING_MS);
+    await c.startNode(leader);
+    await ProcessCluster.waitFor('the partition to be led again', async () => ((await leaders(c, other, 'written'))[0] === leader ? true : undefined), CEILING_MS);
+    const reader = rawClient(c.node(leader).clientAddress);
+    const fetched = await ProcessCluster.waitFor(
+      'a fetch from the restarted leader',
+      async () => {
+        const r = await call<object, FetchResponse__Output>(reader, 'Fetch', { maxWaitMs: 0, plainRecords: true, topics: [{ name: 'written', partitions: [{ partition: 0, fetchOffset: '0' }] }] });
+        return r.ok && r.value.topics[0].partitions[0].errorCode === 'NONE' ? r.value.topics[0].partitions[0].records : undefined;
+      },
+      CEILING_MS,
+    );
+    reader.close();
+    expect(fetched.map((r) => r.value?.toString())).toEqual(values);
+    expect(fetched.map((r) => Number(r.offset))).toEqual(values.map((_, i) => i));
+  });
+});
