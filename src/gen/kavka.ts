@@ -59,6 +59,7 @@ export interface ProtoGrpcType {
        * metadata = { retriable, leader_id, leader_endpoint } }.
        */
       Kavka: SubtypeConstructor<typeof grpc.Client, _kavka_v1_KavkaClient> & { service: _kavka_v1_KavkaDefinition }
+      LeaderIdAndEpoch: MessageTypeDefinition
       ListOffsetsPartition: MessageTypeDefinition
       ListOffsetsPartitionResponse: MessageTypeDefinition
       ListOffsetsRequest: MessageTypeDefinition

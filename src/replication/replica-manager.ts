@@ -46,6 +46,13 @@ export interface FetchPartitionResult {
   logStartOffset: bigint;
   batches: Buffer;
   nextFetchOffset: bigint;
+  /** With NOT_LEADER_OR_FOLLOWER: the leader this node's metadata names. */
+  currentLeader?: CurrentLeader;
+}
+
+export interface CurrentLeader {
+  leaderId: number;
+  leaderEpoch: number;
 }
 
 export interface FetchOptions {
@@ -116,6 +123,12 @@ export class ReplicaManager {
       throw new KavkaError('KAFKA_STORAGE_ERROR', `the log dir of node ${this.options.nodeId} is offline: ${this.options.logManager.state.reason}`);
     }
     return state;
+  }
+
+  /** The partition's leader and leader epoch in this node's metadata ({-1, -1} when unknown). */
+  currentLeader(tp: TopicPartition): CurrentLeader {
+    const p = this.image?.topic(tp.topic)?.partitions[tp.partition];
+    return { leaderId: p?.leader ?? -1, leaderEpoch: p?.leaderEpoch ?? -1 };
   }
 
   /** Appends batches as leader and waits as acks requires. */
@@ -252,6 +265,7 @@ export class ReplicaManager {
           logStartOffset: state?.log.logStartOffset ?? -1n,
           batches: Buffer.alloc(0),
           nextFetchOffset: request.fetchOffset,
+          ...(kavkaError.code === 'NOT_LEADER_OR_FOLLOWER' ? { currentLeader: this.currentLeader(tp) } : {}),
         });
       }
     }

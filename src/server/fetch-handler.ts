@@ -124,6 +124,7 @@ export class FetchHandler {
         logStartOffset: r.logStartOffset.toString(),
         lastStableOffset: r.highWatermark.toString(),
         nextFetchOffset: r.nextFetchOffset.toString(),
+        ...(r.currentLeader === undefined ? {} : { currentLeader: r.currentLeader }),
       };
       if (plan.plainRecords) {
         const decoded = decodeForClient(r.batches, plan.requests[i].fetchOffset, budget);

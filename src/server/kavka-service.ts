@@ -146,7 +146,8 @@ export class KavkaService {
       if (e.code === 'UNKNOWN_SERVER_ERROR') logger.error({ err: error, topicPartition }, 'produce failed unexpectedly');
       // With acks=0 nobody else hears of a failed append.
       else if (acks === 0) logger.warn({ topicPartition, code: e.code, message: e.message }, 'acks=0 produce failed; the client was not told');
-      return { partition: data.partition, errorCode: e.code, errorMessage: e.message, baseOffset: '-1', lastOffset: '-1', logAppendTime: '-1', logStartOffset: '-1' };
+      const currentLeader = e.code === 'NOT_LEADER_OR_FOLLOWER' ? { currentLeader: replicaManager.currentLeader({ topic, partition: data.partition }) } : {};
+      return { partition: data.partition, errorCode: e.code, errorMessage: e.message, baseOffset: '-1', lastOffset: '-1', logAppendTime: '-1', logStartOffset: '-1', ...currentLeader };
     };
     let append: Promise<PartitionProduceResponse>;
     try {

@@ -3,6 +3,7 @@
 
 import type { ErrorCode as _kavka_v1_ErrorCode, ErrorCode__Output as _kavka_v1_ErrorCode__Output } from '../../kavka/v1/ErrorCode.js';
 import type { ConsumedRecord as _kavka_v1_ConsumedRecord, ConsumedRecord__Output as _kavka_v1_ConsumedRecord__Output } from '../../kavka/v1/ConsumedRecord.js';
+import type { LeaderIdAndEpoch as _kavka_v1_LeaderIdAndEpoch, LeaderIdAndEpoch__Output as _kavka_v1_LeaderIdAndEpoch__Output } from '../../kavka/v1/LeaderIdAndEpoch.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface FetchPartitionResponse {
@@ -23,6 +24,10 @@ export interface FetchPartitionResponse {
    * Where the next fetch for this partition should start.
    */
   'nextFetchOffset'?: (number | string | Long);
+  /**
+   * With NOT_LEADER_OR_FOLLOWER: who leads now (KIP-951).
+   */
+  'currentLeader'?: (_kavka_v1_LeaderIdAndEpoch | null);
 }
 
 export interface FetchPartitionResponse__Output {
@@ -43,4 +48,8 @@ export interface FetchPartitionResponse__Output {
    * Where the next fetch for this partition should start.
    */
   'nextFetchOffset': (string);
+  /**
+   * With NOT_LEADER_OR_FOLLOWER: who leads now (KIP-951).
+   */
+  'currentLeader': (_kavka_v1_LeaderIdAndEpoch__Output | null);
 }

@@ -2,6 +2,7 @@
 // Original file: proto/kavka/v1/kavka.proto
 
 import type { ErrorCode as _kavka_v1_ErrorCode, ErrorCode__Output as _kavka_v1_ErrorCode__Output } from '../../kavka/v1/ErrorCode.js';
+import type { LeaderIdAndEpoch as _kavka_v1_LeaderIdAndEpoch, LeaderIdAndEpoch__Output as _kavka_v1_LeaderIdAndEpoch__Output } from '../../kavka/v1/LeaderIdAndEpoch.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface PartitionProduceResponse {
@@ -18,6 +19,11 @@ export interface PartitionProduceResponse {
    */
   'logAppendTime'?: (number | string | Long);
   'logStartOffset'?: (number | string | Long);
+  /**
+   * With NOT_LEADER_OR_FOLLOWER: who leads now, as this broker knows it (KIP-951), so a client
+   * can go there before its next metadata refresh.
+   */
+  'currentLeader'?: (_kavka_v1_LeaderIdAndEpoch | null);
 }
 
 export interface PartitionProduceResponse__Output {
@@ -34,4 +40,9 @@ export interface PartitionProduceResponse__Output {
    */
   'logAppendTime': (string);
   'logStartOffset': (string);
+  /**
+   * With NOT_LEADER_OR_FOLLOWER: who leads now, as this broker knows it (KIP-951), so a client
+   * can go there before its next metadata refresh.
+   */
+  'currentLeader': (_kavka_v1_LeaderIdAndEpoch__Output | null);
 }
