@@ -1,18 +1,20 @@
 // `kavka`: the command-line entry point (bin/kavka.js runs this file from dist/). Dispatches
-// `broker`, `topic` and `cat`. Output goes to process.stdout; diagnostics to process.stderr.
-// A failure prints one line naming the Kafka error and exits 1.
+// `broker`, `topic`, `controller` and `cat`. Output goes to process.stdout; diagnostics to
+// process.stderr. A failure prints one line naming the Kafka error and exits 1.
 import { runCatCommand } from './cat-command.js';
 import { CAT_USAGE } from './cat-options.js';
 import { CliError, describeError } from './cli-error.js';
+import { CONTROLLER_USAGE, runControllerCommand } from './controller-command.js';
 import { TOPIC_USAGE, runTopicCommand } from './topic-command.js';
 import type { CatIo } from './cat-client.js';
 
 const USAGE = `Usage: kavka <command> [options]
 
 Commands:
-  broker   run a Kavka node        (kavka broker --help)
-  topic    create, list, describe, delete and configure topics   (kavka topic --help)
-  cat      produce, consume, list metadata and query offsets with kcat's flags   (kavka cat -h)
+  broker      run a Kavka node        (kavka broker --help)
+  topic       create, list, describe, delete and configure topics   (kavka topic --help)
+  controller  describe the controller quorum, add and remove voters   (kavka controller --help)
+  cat         produce, consume, list metadata and query offsets with kcat's flags   (kavka cat -h)
 
 Options:
   -h, --help   show this help
@@ -65,6 +67,14 @@ async function main(argv: string[]): Promise<number | 'keep-running'> {
       } catch (error) {
         process.stderr.write(`Error: ${describeError(error)}\n`);
         if (error instanceof CliError && error.usage) process.stderr.write(TOPIC_USAGE);
+        return error instanceof CliError ? error.exitCode : 1;
+      }
+    case 'controller':
+      try {
+        return await runControllerCommand(rest, process.stdout);
+      } catch (error) {
+        process.stderr.write(`Error: ${describeError(error)}\n`);
+        if (error instanceof CliError && error.usage) process.stderr.write(CONTROLLER_USAGE);
         return error instanceof CliError ? error.exitCode : 1;
       }
     case 'cat':

@@ -1,4 +1,5 @@
-// The kafkajs-shaped admin client: topics, partitions, configs, offsets and cluster description.
+// The kafkajs-shaped admin client: topics, partitions, configs, offsets, cluster description and
+// the controller quorum (KIP-595 DescribeQuorum, KIP-853 AddRaftVoter / RemoveRaftVoter).
 // Cluster-wide requests go to the controller when known (any broker forwards otherwise); each
 // is retried on retriable errors after a metadata refresh.
 import { ERROR_CODES, KavkaError, type ErrorName } from '../util/errors.js';
@@ -6,8 +7,10 @@ import type { Cluster, MetadataSnapshot, TopicInfo } from './cluster.js';
 import { errorNameOf } from './cluster.js';
 import { listOffsets, listOffsetsDetailed, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP } from './offsets.js';
 import { withRetry } from './retry.js';
-import type { ConnectionPool, KavkaRpc } from './rpc.js';
+import { callUnary, type ConnectionPool, type KavkaRpc } from './rpc.js';
 import type { CreatableTopic } from '../gen/kavka/v1/CreatableTopic.js';
+import type { DescribeQuorumResponse__Output } from '../gen/kavka/v1/DescribeQuorumResponse.js';
+import type { QuorumReplicaState__Output } from '../gen/kavka/v1/QuorumReplicaState.js';
 import type {
   AlterConfigResource,
   ClientLogger,
@@ -30,6 +33,47 @@ export interface AdminDependencies {
   sleep: (ms: number) => Promise<void>;
   retry: RetryOptions;
   logger: ClientLogger | undefined;
+}
+
+/** One member of the metadata quorum as the active controller sees it. */
+export interface QuorumReplicaState {
+  replicaId: number;
+  /** The last metadata log offset the leader knows this replica holds; "-1" when unknown. */
+  logEndOffset: string;
+  /** How many entries it is behind the leader's log end. */
+  lag: string;
+}
+
+/**
+ * The controller quorum (Kafka's QuorumInfo). Offsets are decimal strings, as everywhere in
+ * this client; the epoch is a number, as partition leader epochs are.
+ */
+export interface QuorumInfo {
+  leaderId: number;
+  /** The Raft term of the active controller. */
+  leaderEpoch: number;
+  /** The committed offset of the metadata log. */
+  highWatermark: string;
+  voters: QuorumReplicaState[];
+  /** Broker-only nodes that follow the metadata log without voting. */
+  observers: QuorumReplicaState[];
+}
+
+/**
+ * Deadline of one quorum request. KavkaRpc keeps the client's requestTimeoutMs to itself, so
+ * these calls use the client's default (30 s) unless the caller passes `timeoutMs`.
+ */
+const QUORUM_REQUEST_TIMEOUT_MS = 30_000;
+
+function toReplicaState(replica: QuorumReplicaState__Output): QuorumReplicaState {
+  return { replicaId: replica.replicaId, logEndOffset: replica.logEndOffset, lag: replica.lag };
+}
+
+function voterIdOrThrow(voterId: number): number {
+  if (!Number.isInteger(voterId) || voterId < 0 || voterId > 0x7fffffff) {
+    throw new KavkaError('INVALID_REQUEST', `voter id must be a non-negative 32-bit integer, got ${voterId}`, { retriable: false });
+  }
+  return voterId;
 }
 
 const RESOURCE_TYPE_NAMES: Record<ConfigResourceType, 'TOPIC' | 'BROKER'> = { 2: 'TOPIC', 4: 'BROKER' };
@@ -303,6 +347,49 @@ export class Admin {
         const code = errorNameOf(result.errorCode);
         if (code !== 'NONE') throw resultError(code, `alter configs of ${result.name}`, result.errorMessage);
       }
+    });
+  }
+
+  /**
+   * The controller quorum: leader, epoch, high watermark, and how far each voter and observer
+   * has replicated the metadata log. Any broker answers (it asks the active controller).
+   */
+  async describeQuorum(options: { timeoutMs?: number } = {}): Promise<QuorumInfo> {
+    const response = await this.retrying(async () => {
+      const client = this.deps.pool.client(await this.deps.cluster.anyBrokerAddress());
+      return callUnary<DescribeQuorumResponse__Output>((callOptions, cb) => client.DescribeQuorum({}, callOptions, cb), options.timeoutMs ?? QUORUM_REQUEST_TIMEOUT_MS);
+    });
+    return {
+      leaderId: response.leaderId,
+      leaderEpoch: Number(response.leaderEpoch),
+      highWatermark: response.highWatermark,
+      voters: response.voters.map(toReplicaState),
+      observers: response.observers.map(toReplicaState),
+    };
+  }
+
+  /**
+   * Makes a node a controller voter (KIP-853), once it follows the metadata log as an observer;
+   * otherwise INVALID_REQUEST. Resolves once the new configuration is committed. A retry after
+   * a lost answer may fail with "already a voter".
+   */
+  async addRaftVoter(voterId: number, options: { timeoutMs?: number } = {}): Promise<void> {
+    const request = { voterId: voterIdOrThrow(voterId) };
+    await this.retrying(async () => {
+      const client = this.deps.pool.client(await this.deps.cluster.anyBrokerAddress());
+      await callUnary((callOptions, cb) => client.AddRaftVoter(request, callOptions, cb), options.timeoutMs ?? QUORUM_REQUEST_TIMEOUT_MS);
+    });
+  }
+
+  /**
+   * Removes a controller voter (KIP-853); a node still registered stays an observer. The last
+   * voter cannot be removed (INVALID_REQUEST).
+   */
+  async removeRaftVoter(voterId: number, options: { timeoutMs?: number } = {}): Promise<void> {
+    const request = { voterId: voterIdOrThrow(voterId) };
+    await this.retrying(async () => {
+      const client = this.deps.pool.client(await this.deps.cluster.anyBrokerAddress());
+      await callUnary((callOptions, cb) => client.RemoveRaftVoter(request, callOptions, cb), options.timeoutMs ?? QUORUM_REQUEST_TIMEOUT_MS);
     });
   }
 }

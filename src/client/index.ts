@@ -4,6 +4,7 @@ export { Kavka } from './kavka.js';
 export { Producer } from './producer.js';
 export { Consumer } from './consumer.js';
 export { Admin } from './admin.js';
+export type { QuorumInfo, QuorumReplicaState } from './admin.js';
 export { StickyPartitioner } from './partitioner.js';
 export { RecordAccumulator, ProducerBatch } from './accumulator.js';
 export { backoffMs, withRetry, DEFAULT_RETRY } from './retry.js';
