@@ -7,18 +7,6 @@ import { KavkaError } from '../util/errors.js';
 import type { MetadataImage } from './metadata-image.js';
 import type { MetadataRecord } from './metadata-records.js';
 
-const RECORD_TYPES = new Set<MetadataRecord['type']>([
-  'RegisterBroker',
-  'FenceBroker',
-  'UnfenceBroker',
-  'UnregisterBroker',
-  'Topic',
-  'Partition',
-  'PartitionChange',
-  'RemoveTopic',
-  'Config',
-  'ProducerIds',
-]);
 
 const SNAPSHOT_VERSION = 1;
 
@@ -83,12 +71,42 @@ function parseJson(data: Uint8Array, what: string): unknown {
   }
 }
 
+type FieldCheck = (value: unknown) => boolean;
+
+const isInt: FieldCheck = (v) => Number.isSafeInteger(v);
+const isString: FieldCheck = (v) => typeof v === 'string';
+const isIntList: FieldCheck = (v) => Array.isArray(v) && v.every((x) => Number.isSafeInteger(x));
+const optional = (check: FieldCheck): FieldCheck => (v) => v === undefined || v === null || check(v);
+const isEndpoints: FieldCheck = (v) =>
+  Array.isArray(v) && v.every((e) => typeof e === 'object' && e !== null && isString((e as { name?: unknown }).name) && isString((e as { host?: unknown }).host) && isInt((e as { port?: unknown }).port));
+const isStringMap = (allowNull: boolean): FieldCheck => (v) =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string' || (allowNull && x === null));
+
+/** The fields each record type must have, with their types (metadata-records.ts). */
+const RECORD_FIELDS: Record<MetadataRecord['type'], Record<string, FieldCheck>> = {
+  RegisterBroker: { nodeId: isInt, endpoints: isEndpoints, rack: optional(isString), incarnationId: optional(isString) },
+  FenceBroker: { nodeId: isInt },
+  UnfenceBroker: { nodeId: isInt },
+  UnregisterBroker: { nodeId: isInt },
+  Topic: { name: isString, topicId: isString, configs: isStringMap(false) },
+  Partition: { topic: isString, partition: isInt, replicas: isIntList, isr: isIntList, leader: isInt, leaderEpoch: isInt, partitionEpoch: isInt },
+  PartitionChange: { topic: isString, partition: isInt, leader: optional(isInt), isr: optional(isIntList), replicas: optional(isIntList) },
+  RemoveTopic: { name: isString },
+  Config: { topic: isString, changes: isStringMap(true) },
+  ProducerIds: { brokerId: isInt, nextProducerId: isInt },
+};
+
 function checkRecords(value: unknown, what: string): MetadataRecord[] {
   if (!Array.isArray(value)) throw new KavkaError('CORRUPT_MESSAGE', `${what} is not a list of metadata records`);
   for (const record of value) {
     const type = (record as { type?: unknown } | null)?.type;
-    if (typeof type !== 'string' || !RECORD_TYPES.has(type as MetadataRecord['type'])) {
+    if (typeof type !== 'string' || !Object.prototype.hasOwnProperty.call(RECORD_FIELDS, type)) {
       throw new KavkaError('CORRUPT_MESSAGE', `${what} holds an unknown metadata record type ${JSON.stringify(type)}`);
+    }
+    for (const [field, check] of Object.entries(RECORD_FIELDS[type as MetadataRecord['type']])) {
+      if (!check((record as Record<string, unknown>)[field])) {
+        throw new KavkaError('CORRUPT_MESSAGE', `${what} holds a ${type} record whose ${field} is missing or of the wrong type: ${JSON.stringify(record).slice(0, 200)}`);
+      }
     }
   }
   return value as MetadataRecord[];

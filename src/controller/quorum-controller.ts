@@ -97,7 +97,7 @@ export class QuorumController {
   private bytesSinceSnapshot = 0;
   private snapshotting = false;
   private readonly imageListeners = new Set<(image: MetadataImage) => void>();
-  private readonly offsetWaiters = new Set<{ offset: number; resolve: () => void }>();
+  private readonly offsetWaiters = new Set<{ offset: number; resolve: (reached: boolean) => void }>();
   private queue: Promise<unknown> = Promise.resolve();
   /** The term this node is active in; undefined when not active. */
   private activeTerm: number | undefined;
@@ -161,9 +161,9 @@ export class QuorumController {
     return new Promise((resolve) => {
       const waiter = {
         offset,
-        resolve: () => {
+        resolve: (reached: boolean) => {
           cancel();
-          resolve(true);
+          resolve(reached);
         },
       };
       const cancel = this.options.clock.schedule(timeoutMs, () => {
@@ -239,7 +239,18 @@ export class QuorumController {
       }
       return { records, results: [] };
     }, false);
+    this.ensureMember(request.brokerId);
     return response ?? { isFenced: true, shouldShutdown: false };
+  }
+
+  /** A registered broker outside the quorum (e.g. a removed voter) is added back as a learner. */
+  private ensureMember(brokerId: number): void {
+    const config = this.options.raft.status().config;
+    if (config.voters.includes(brokerId) || config.learners.includes(brokerId) || !this.isActive) return;
+    this.options.raft.addLearner(brokerId).then(
+      () => this.logger.info({ brokerId }, 'added broker to the metadata quorum as an observer (learner)'),
+      (error: unknown) => this.logger.debug({ err: error, brokerId }, 'adding a learner failed; the next heartbeat retries'),
+    );
   }
 
   async alterPartition(request: AlterPartitionRequest): Promise<AlterPartitionResponse & { metadataOffset: number }> {
@@ -278,24 +289,45 @@ export class QuorumController {
    */
   async addVoter(nodeId: number): Promise<void> {
     this.requireActive();
-    const config = this.options.raft.status().config;
+    const status = this.options.raft.status();
+    const config = status.config;
     if (config.voters.includes(nodeId)) throw new KavkaError('INVALID_REQUEST', `node ${nodeId} is already a voter (voters: ${config.voters.join(',')})`);
     if (!config.learners.includes(nodeId)) {
       throw new KavkaError('INVALID_REQUEST', `node ${nodeId} does not follow the metadata log yet; start it (process.roles=broker works) and wait until it is an observer in \`kavka controller describe\``);
+    }
+    // A voter that cannot answer counts against the majority at once: refuse one that is silent
+    // or behind (KIP-853 asks the same of a new voter).
+    const progress = status.progress?.get(nodeId);
+    if (progress === undefined || !progress.recentActive || progress.match < status.committed) {
+      throw new KavkaError(
+        'INVALID_REQUEST',
+        `node ${nodeId} is not caught up with the metadata log (it holds ${progress?.match ?? 0} of ${status.committed} committed entries${progress?.recentActive === true ? '' : ' and has not answered recently'}); make sure it runs, then retry`,
+        { retriable: true },
+      );
     }
     await this.options.raft.addVoter(nodeId);
     this.logger.info({ voterId: nodeId }, 'added a controller voter');
   }
 
-  /** Removes a voter (KIP-853 RemoveRaftVoter); a node still registered stays an observer. */
+  /**
+   * Removes a voter (KIP-853 RemoveRaftVoter); a node still registered stays an observer (the
+   * next heartbeat adds it back as a learner). The active controller does not remove itself: it
+   * hands leadership to another voter and answers NOT_CONTROLLER, so the caller's retry reaches
+   * the new controller, which removes it.
+   */
   async removeVoter(nodeId: number): Promise<void> {
     this.requireActive();
     const config = this.options.raft.status().config;
     if (!config.voters.includes(nodeId)) throw new KavkaError('INVALID_REQUEST', `node ${nodeId} is not a voter (voters: ${config.voters.join(',')})`);
     if (config.voters.length === 1) throw new KavkaError('INVALID_REQUEST', `node ${nodeId} is the last voter; add another voter first`);
+    if (nodeId === this.options.nodeId) {
+      const target = config.voters.find((id) => id !== nodeId && this.options.raft.status().progress?.get(id)?.recentActive === true);
+      if (target === undefined) throw new KavkaError('NOT_CONTROLLER', `node ${nodeId} is the active controller and no other voter is reachable to take over; retry`, { retriable: true });
+      await this.options.raft.transferLeadership(target);
+      throw new KavkaError('NOT_CONTROLLER', `node ${nodeId} handed the controller to node ${target} before leaving the voters; retry there`, { retriable: true, leaderHint: target });
+    }
     await this.options.raft.removeVoter(nodeId);
     this.logger.info({ voterId: nodeId }, 'removed a controller voter');
-    if (this.imageValue.brokers.has(nodeId) && this.isActive) await this.options.raft.addLearner(nodeId).catch(() => undefined);
   }
 
   /** Moves controller leadership to another voter (tests and controlled shutdown). */
@@ -306,7 +338,7 @@ export class QuorumController {
   async close(): Promise<void> {
     this.closed = true;
     this.deactivate();
-    for (const waiter of this.offsetWaiters) waiter.resolve();
+    for (const waiter of this.offsetWaiters) waiter.resolve(false);
     this.offsetWaiters.clear();
     await this.options.raft.close();
   }
@@ -371,7 +403,7 @@ export class QuorumController {
     for (const waiter of [...this.offsetWaiters]) {
       if (waiter.offset <= this.appliedIndex) {
         this.offsetWaiters.delete(waiter);
-        waiter.resolve();
+        waiter.resolve(true);
       }
     }
     this.maybeSnapshot();

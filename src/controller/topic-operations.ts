@@ -252,8 +252,11 @@ export interface CreatePartitionsRequest {
 export function createPartitions(requests: CreatePartitionsRequest[], image: MetadataImage, context: PlacementContext): ControllerResult<TopicResult> {
   const records: MetadataRecord[] = [];
   const results: TopicResult[] = [];
+  const seen = new Set<string>();
   for (const request of requests) {
     try {
+      if (seen.has(request.name)) throw new KavkaError('INVALID_REQUEST', `topic ${request.name} appears twice in one request`);
+      seen.add(request.name);
       const topic = image.topic(request.name);
       if (topic === undefined) throw new KavkaError('UNKNOWN_TOPIC_OR_PARTITION', `topic ${request.name} does not exist`);
       const current = topic.partitions.length;

@@ -125,6 +125,8 @@ export interface ProgressStatus {
   readonly match: number;
   readonly next: number;
   readonly state: ProgressState;
+  /** Heard from within the current CheckQuorum window (one election timeout). */
+  readonly recentActive: boolean;
 }
 
 /** A read-only view for tests, tools and metrics. */
@@ -405,7 +407,7 @@ export class RaftCore {
     let transferTarget: NodeId | undefined;
     if (this.role.kind === 'leader') {
       progress = new Map();
-      for (const [id, p] of this.role.progress) progress.set(id, { match: p.match, next: p.next, state: p.state });
+      for (const [id, p] of this.role.progress) progress.set(id, { match: p.match, next: p.next, state: p.state, recentActive: p.recentActive });
       transferTarget = this.role.transferTarget;
     }
     return {

@@ -87,15 +87,25 @@ export class AdminHandler {
     return (await this.context.controllerChannel.call<DescribeQuorumResponse>('DescribeQuorum', {})).response;
   }
 
-  async addRaftVoter(voterId: number): Promise<object> {
-    if (this.context.controller.isActive) await this.context.controller.addVoter(voterId);
-    else await this.context.controllerChannel.call('AddRaftVoter', { voterId });
-    return {};
+  addRaftVoter(voterId: number): Promise<object> {
+    return this.quorumChange('AddRaftVoter', voterId, () => this.context.controller.addVoter(voterId));
   }
 
-  async removeRaftVoter(voterId: number): Promise<object> {
-    if (this.context.controller.isActive) await this.context.controller.removeVoter(voterId);
-    else await this.context.controllerChannel.call('RemoveRaftVoter', { voterId });
+  removeRaftVoter(voterId: number): Promise<object> {
+    return this.quorumChange('RemoveRaftVoter', voterId, () => this.context.controller.removeVoter(voterId));
+  }
+
+  /** Here when active; else (or when this controller hands off, as when it removes itself) at the controller. */
+  private async quorumChange(method: ControllerMethod, voterId: number, local: () => Promise<void>): Promise<object> {
+    if (this.context.controller.isActive) {
+      try {
+        await local();
+        return {};
+      } catch (error) {
+        if (!(error instanceof KavkaError && error.code === 'NOT_CONTROLLER')) throw error;
+      }
+    }
+    await this.context.controllerChannel.call(method, { voterId });
     return {};
   }
 
