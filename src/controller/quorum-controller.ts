@@ -328,6 +328,7 @@ export class QuorumController {
     }
     await this.options.raft.removeVoter(nodeId);
     this.logger.info({ voterId: nodeId }, 'removed a controller voter');
+    if (this.imageValue.brokers.has(nodeId)) this.ensureMember(nodeId);
   }
 
   /** Moves controller leadership to another voter (tests and controlled shutdown). */
