@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildBrokerConfig, envKeyFor, loadBrokerConfig, parseProperties } from '../../src/config/index.js';
+import { buildBrokerConfig, envKeyFor, loadBrokerConfig, parseNodeAddresses, parseProperties } from '../../src/config/index.js';
 import { KavkaError } from '../../src/util/errors.js';
 
 function configError(fn: () => unknown): KavkaError {
@@ -67,5 +67,160 @@ describe('broker config', () => {
     const config = buildBrokerConfig({ overrides: new Map([['advertised.listeners', 'CLIENT://kavka-1:9092']]) });
     expect(config.advertisedListeners[0]).toEqual({ name: 'CLIENT', host: 'kavka-1', port: 9092 });
     expect(config.advertisedListeners[1]).toEqual({ name: 'INTERNAL', host: '127.0.0.1', port: 9192 });
+  });
+});
+
+describe('broker config: cluster keys (process.roles, controller quorum, sessions, overrides)', () => {
+  const build = (entries: Record<string, string>) => buildBrokerConfig({ overrides: new Map(Object.entries(entries)) });
+  const errorFor = (entries: Record<string, string>) => configError(() => build(entries));
+
+  it('defaults to a combined broker,controller node that is the only voter, at its controller listener', () => {
+    const config = buildBrokerConfig({});
+    expect(config.get('process.roles')).toBe('broker,controller');
+    expect(config.isController).toBe(true);
+    expect(config.controllerListener).toBe('INTERNAL');
+    expect(config.quorumVoters).toEqual([{ nodeId: 1, host: '127.0.0.1', port: 9192 }]);
+    expect(config.peerAddressOverrides.size).toBe(0);
+    expect(config.get('broker.session.timeout.ms')).toBe(9000);
+    expect(config.get('broker.heartbeat.interval.ms')).toBe(2000);
+    expect(config.get('controller.quorum.election.timeout.ms')).toBe(1000);
+    expect(config.get('unclean.leader.election.enable')).toBe(false);
+    expect(config.get('auto.leader.rebalance.enable')).toBe(true);
+    expect(config.get('leader.imbalance.check.interval.seconds')).toBe(300);
+    expect(config.get('metadata.log.max.record.bytes.between.snapshots')).toBe(20971520);
+  });
+
+  it('puts the default voter at the advertised address of the controller listener, and follows node.id', () => {
+    const config = build({ 'node.id': '3', 'advertised.listeners': 'INTERNAL://kavka-3:9194' });
+    expect(config.quorumVoters).toEqual([{ nodeId: 3, host: 'kavka-3', port: 9194 }]);
+    const viaClient = build({ 'controller.listener.names': 'client' });
+    expect(viaClient.controllerListener).toBe('CLIENT');
+    expect(viaClient.quorumVoters).toEqual([{ nodeId: 1, host: '127.0.0.1', port: 9092 }]);
+  });
+
+  it('parses a voters list', () => {
+    const config = build({ 'controller.quorum.voters': '1@127.0.0.1:9192,2@h:9193' });
+    expect(config.quorumVoters).toEqual([
+      { nodeId: 1, host: '127.0.0.1', port: 9192 },
+      { nodeId: 2, host: 'h', port: 9193 },
+    ]);
+    expect(build({ 'controller.quorum.voters': ' 1@a:1 , 2@[::1]:2 ' }).quorumVoters).toEqual([
+      { nodeId: 1, host: 'a', port: 1 },
+      { nodeId: 2, host: '[::1]', port: 2 },
+    ]);
+    expect(parseNodeAddresses('', 'controller.quorum.voters')).toEqual([]);
+  });
+
+  it('takes the voters from the environment like any other key', () => {
+    const config = buildBrokerConfig({ env: { KAVKA_CONTROLLER_QUORUM_VOTERS: '1@a:9192,2@b:9192', KAVKA_PROCESS_ROLES: 'broker,controller' } });
+    expect(config.quorumVoters.map((v) => v.nodeId)).toEqual([1, 2]);
+    expect(config.sources.get('controller.quorum.voters')).toBe('env');
+  });
+
+  it.each<[string, string]>([
+    ['no port', '1@127.0.0.1'],
+    ['no id', '@h:9192'],
+    ['an id that is not a number', 'one@h:9192'],
+    ['a port out of range', '1@h:65536'],
+    ['an empty host', '1@:9192'],
+    ['a trailing comma', '1@h:9192,'],
+    ['host:port without an id', 'h:9192'],
+  ])('rejects a voter entry with %s, naming the key', (_what, voters) => {
+    const error = errorFor({ 'controller.quorum.voters': voters });
+    expect(error.code).toBe('INVALID_CONFIG');
+    expect(error.message).toContain('controller.quorum.voters');
+    expect(error.message).toContain('id@host:port');
+  });
+
+  it('rejects a voters list naming a node twice', () => {
+    const error = errorFor({ 'controller.quorum.voters': '1@a:1,2@b:2,1@c:3' });
+    expect(error.message).toContain('controller.quorum.voters');
+    expect(error.message).toContain('node 1 twice');
+  });
+
+  it('rejects a broker,controller node that is not among the voters', () => {
+    const error = errorFor({ 'node.id': '3', 'controller.quorum.voters': '1@a:1,2@b:2' });
+    expect(error.code).toBe('INVALID_CONFIG');
+    expect(error.message).toContain('controller.quorum.voters');
+    expect(error.message).toContain('node.id=3');
+  });
+
+  it('accepts a broker-only node that is not a voter, and rejects one that is', () => {
+    const observer = build({ 'node.id': '4', 'process.roles': 'broker', 'controller.quorum.voters': '1@a:1,2@b:2,3@c:3' });
+    expect(observer.isController).toBe(false);
+    expect(observer.get('process.roles')).toBe('broker');
+    expect(observer.quorumVoters.map((v) => v.nodeId)).toEqual([1, 2, 3]);
+    const error = errorFor({ 'node.id': '2', 'process.roles': 'broker', 'controller.quorum.voters': '1@a:1,2@b:2,3@c:3' });
+    expect(error.message).toContain('controller.quorum.voters');
+    expect(error.message).toContain('process.roles');
+  });
+
+  it('rejects a broker-only node with no voters to follow', () => {
+    const error = errorFor({ 'process.roles': 'broker' });
+    expect(error.message).toContain('controller.quorum.voters');
+    expect(error.message).toContain('broker-only');
+  });
+
+  it.each<[string, string]>([
+    ['controller only', 'controller'],
+    ['an unknown role', 'broker,zookeeper'],
+    ['a misspelt role', 'brokers'],
+  ])('rejects process.roles with %s, naming the key', (_what, roles) => {
+    const error = errorFor({ 'process.roles': roles });
+    expect(error.code).toBe('INVALID_CONFIG');
+    expect(error.message).toContain('process.roles');
+  });
+
+  it('names the unknown role', () => {
+    expect(errorFor({ 'process.roles': 'broker,zookeeper' }).message).toContain('"zookeeper"');
+    expect(errorFor({ 'process.roles': 'controller' }).message).toContain('controller-only');
+  });
+
+  it('reads process.roles in any order and case', () => {
+    expect(build({ 'process.roles': 'Controller, Broker' }).get('process.roles')).toBe('broker,controller');
+    expect(build({ 'process.roles': 'BROKER', 'node.id': '2', 'controller.quorum.voters': '1@a:1' }).isController).toBe(false);
+  });
+
+  it('rejects controller.listener.names naming no listener, or more than one', () => {
+    const missing = errorFor({ 'controller.listener.names': 'CONTROLLER' });
+    expect(missing.message).toContain('controller.listener.names');
+    expect(missing.message).toContain('CONTROLLER');
+    expect(errorFor({ 'controller.listener.names': 'CLIENT,INTERNAL' }).message).toContain('controller.listener.names');
+    expect(errorFor({ 'controller.listener.names': '' }).message).toContain('controller.listener.names');
+  });
+
+  it('rejects a heartbeat interval at or above the session timeout, naming both keys', () => {
+    for (const interval of ['9000', '9001']) {
+      const error = errorFor({ 'broker.heartbeat.interval.ms': interval });
+      expect(error.message).toContain('broker.heartbeat.interval.ms');
+      expect(error.message).toContain('broker.session.timeout.ms');
+    }
+    expect(build({ 'broker.session.timeout.ms': '900', 'broker.heartbeat.interval.ms': '899' }).get('broker.session.timeout.ms')).toBe(900);
+    expect(errorFor({ 'broker.session.timeout.ms': '99' }).message).toContain('broker.session.timeout.ms');
+  });
+
+  it('parses peer.address.overrides into a map of id to host:port', () => {
+    const config = build({ 'peer.address.overrides': '2@127.0.0.1:30012,3@127.0.0.1:30013' });
+    expect([...config.peerAddressOverrides]).toEqual([
+      [2, '127.0.0.1:30012'],
+      [3, '127.0.0.1:30013'],
+    ]);
+    expect(config.peerAddressOverrides.get(2)).toBe('127.0.0.1:30012');
+    // Overrides only redirect connections: the voters stay as configured.
+    expect(config.quorumVoters).toEqual([{ nodeId: 1, host: '127.0.0.1', port: 9192 }]);
+  });
+
+  it('rejects a bad peer.address.overrides entry or a peer named twice, naming the key', () => {
+    expect(errorFor({ 'peer.address.overrides': '2@127.0.0.1' }).message).toContain('peer.address.overrides');
+    expect(errorFor({ 'peer.address.overrides': '2@a:1,2@b:2' }).message).toContain('peer.address.overrides');
+  });
+
+  it('checks the other new keys\' values, naming the key', () => {
+    expect(errorFor({ 'unclean.leader.election.enable': 'maybe' }).message).toContain('unclean.leader.election.enable');
+    expect(errorFor({ 'auto.leader.rebalance.enable': 'sometimes' }).message).toContain('auto.leader.rebalance.enable');
+    expect(errorFor({ 'leader.imbalance.check.interval.seconds': '0' }).message).toContain('leader.imbalance.check.interval.seconds');
+    expect(errorFor({ 'controller.quorum.election.timeout.ms': '5' }).message).toContain('controller.quorum.election.timeout.ms');
+    expect(errorFor({ 'metadata.log.max.record.bytes.between.snapshots': '0' }).message).toContain('metadata.log.max.record.bytes.between.snapshots');
+    expect(build({ 'unclean.leader.election.enable': 'true' }).get('unclean.leader.election.enable')).toBe(true);
   });
 });
