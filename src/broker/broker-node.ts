@@ -186,6 +186,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
   const channel = new ControllerChannel({
     nodeId,
     controllerId: () => controller.controllerId,
+    voterIds: () => config.quorumVoters.map((v) => v.nodeId),
     addressOf,
     clock,
     logger: logger.child({ component: 'controller-channel' }),

@@ -20,6 +20,8 @@ import { ProxyMesh } from './fault-proxy.js';
 export interface ClusterProcessOptions {
   /** Nodes 1..size, all voters. */
   size: number;
+  /** Nodes size+1..size+observers with process.roles=broker: they follow the metadata log without voting. */
+  observers?: number;
   /** Parent directory; node N keeps its data in `<dataRoot>/node-N`. */
   dataRoot: string;
   /** Route every inter-node link through a fault proxy. */
@@ -75,12 +77,13 @@ export class ProcessCluster {
 
   /** Reserves ports, starts the proxies (if asked) and every node; returns once all listen. */
   static async start(options: ClusterProcessOptions): Promise<ProcessCluster> {
-    const ports = await reservePorts(options.size * 2);
+    const total = options.size + (options.observers ?? 0);
+    const ports = await reservePorts(total * 2);
     const internal = new Map<number, string>();
-    for (let id = 1; id <= options.size; id++) internal.set(id, `127.0.0.1:${ports[options.size + id - 1]}`);
+    for (let id = 1; id <= total; id++) internal.set(id, `127.0.0.1:${ports[total + id - 1]}`);
     const mesh = options.proxies === true ? await ProxyMesh.start(internal) : undefined;
     const cluster = new ProcessCluster(options, mesh);
-    for (let id = 1; id <= options.size; id++) {
+    for (let id = 1; id <= total; id++) {
       cluster.nodes.set(id, { nodeId: id, clientAddress: `127.0.0.1:${ports[id - 1]}`, internalAddress: internal.get(id) ?? '', process: undefined });
     }
     try {
@@ -92,8 +95,9 @@ export class ProcessCluster {
     return cluster;
   }
 
+  /** controller.quorum.voters of this cluster: nodes 1..size. */
   get voters(): string {
-    return [...this.nodes.values()].map((n) => `${n.nodeId}@${n.internalAddress}`).join(',');
+    return [...this.nodes.values()].filter((n) => n.nodeId <= this.options.size).map((n) => `${n.nodeId}@${n.internalAddress}`).join(',');
   }
 
   node(id: number): ProcessNode {
@@ -109,6 +113,7 @@ export class ProcessCluster {
       'node.id': String(id),
       listeners: `CLIENT://${node.clientAddress},INTERNAL://${node.internalAddress}`,
       'controller.quorum.voters': this.voters,
+      ...(id > this.options.size ? { 'process.roles': 'broker' } : {}),
       ...(this.mesh === undefined ? {} : { 'peer.address.overrides': this.mesh.overridesFor(id) }),
       ...this.options.overrides,
       ...this.options.nodeOverrides?.(id),

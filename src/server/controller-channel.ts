@@ -31,6 +31,11 @@ export interface ControllerChannelOptions {
   nodeId: number;
   /** This node's view of the active controller's id (-1 when unknown). */
   controllerId: () => number;
+  /**
+   * Voters to ask while no controller is known (a node not yet in the quorum, e.g. a broker-only
+   * node before its registration makes it an observer); their NOT_CONTROLLER hints lead on.
+   */
+  voterIds: () => readonly number[];
   /** host:port of a node's controller listener, after peer.address.overrides. */
   addressOf: (nodeId: number) => string | undefined;
   clock: Clock;
@@ -65,9 +70,12 @@ export class ControllerChannel {
     let backoff = BACKOFF_MIN_MS;
     let hint: number | undefined;
     let last: KavkaError | undefined;
+    let probe = 0;
     for (;;) {
       if (this.closed) throw new KavkaError('BROKER_NOT_AVAILABLE', 'the node is shutting down');
-      const target = hint ?? this.options.controllerId();
+      const known = this.options.controllerId();
+      const voters = this.options.voterIds();
+      const target = hint ?? (known >= 0 ? known : (voters[probe++ % Math.max(1, voters.length)] ?? -1));
       hint = undefined;
       const address = target >= 0 ? this.options.addressOf(target) : undefined;
       const remaining = deadline - clock.monotonicMs();

@@ -26,9 +26,9 @@ afterEach(async () => {
   dataRoot = undefined;
 });
 
-async function startCluster(proxies = false): Promise<ProcessCluster> {
+async function startCluster(proxies = false, observers = 0): Promise<ProcessCluster> {
   dataRoot = await mkdtemp(join(tmpdir(), 'kavka-cluster-'));
-  cluster = await ProcessCluster.start({ size: 3, dataRoot, proxies, overrides: { ...FAST_CLUSTER_TIMING, 'default.replication.factor': '3' } });
+  cluster = await ProcessCluster.start({ size: 3, observers, dataRoot, proxies, overrides: { ...FAST_CLUSTER_TIMING, 'default.replication.factor': '3' } });
   await cluster.waitReady();
   return cluster;
 }
@@ -172,5 +172,35 @@ describe('a 3-node cluster of real processes', () => {
     reader.close();
     expect(fetched.map((r) => r.value?.toString())).toEqual(values);
     expect(fetched.map((r) => Number(r.offset))).toEqual(values.map((_, i) => i));
+  });
+
+  it('a broker-only node follows the metadata log as an observer, becomes a voter with add-voter (kept over a restart), and an observer again with remove-voter', async () => {
+    const c = await startCluster(false, 1);
+    const members = async (via: number) => {
+      const q = await c.describeQuorum(via);
+      return { voters: q.voters.map((v) => v.replicaId).sort(), observers: q.observers.map((o) => o.replicaId).sort() };
+    };
+    // Node 4 registered, so the controller made it an observer; any node answers (forwarded).
+    expect(await members(4)).toEqual({ voters: [1, 2, 3], observers: [4] });
+    const quorumCall = async (method: 'AddRaftVoter' | 'RemoveRaftVoter', via: number) => {
+      const client = rawClient(c.node(via).clientAddress);
+      const result = await call<object, object>(client, method, { voterId: 4 });
+      client.close();
+      return result;
+    };
+    expect((await quorumCall('AddRaftVoter', 2)).ok).toBe(true);
+    expect(await members(1)).toEqual({ voters: [1, 2, 3, 4], observers: [] });
+
+    // The committed configuration wins over controller.quorum.voters (which still lists 1..3).
+    await c.signal(1, 'SIGTERM');
+    await c.startNode(1);
+    await c.waitReady([1, 2, 3, 4]);
+    await ProcessCluster.waitFor('node 1 to see four voters', async () => ((await members(1)).voters.length === 4 ? true : undefined), CEILING_MS);
+
+    expect((await quorumCall('RemoveRaftVoter', 3)).ok).toBe(true);
+    await ProcessCluster.waitFor('node 4 to be an observer again', async () => {
+      const m = await members(1);
+      return m.voters.join() === '1,2,3' && m.observers.join() === '4' ? true : undefined;
+    }, CEILING_MS);
   });
 });
