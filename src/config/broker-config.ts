@@ -68,6 +68,7 @@ function parseRoles(raw: string, key: string): 'broker,controller' | 'broker' {
   for (const role of roles) {
     if (role !== 'broker' && role !== 'controller') throw new KavkaError('INVALID_CONFIG', `config ${key}: unknown role ${JSON.stringify(role)}; use broker,controller or broker`);
   }
+  if (roles.size === 0) throw new KavkaError('INVALID_CONFIG', `config ${key} is empty; use broker,controller or broker`);
   if (!roles.has('broker')) throw new KavkaError('INVALID_CONFIG', `config ${key}=${raw}: a controller-only node is not supported; use broker,controller`);
   return roles.has('controller') ? 'broker,controller' : 'broker';
 }
@@ -83,7 +84,7 @@ export function parseNodeAddresses(text: string, key: string): NodeAddress[] {
   if (text.trim() === '') return [];
   const result = text.split(',').map((part) => {
     const match = /^(\d+)@(\[[^\]]+\]|[^:@]+):(\d+)$/.exec(part.trim());
-    if (match === null || Number(match[3]) > 65535 || Number(match[1]) > INT32_MAX) {
+    if (match === null || Number(match[3]) > 65535 || Number(match[3]) === 0 || Number(match[1]) > INT32_MAX) {
       throw new KavkaError('INVALID_CONFIG', `config ${key}: ${JSON.stringify(part.trim())} is not id@host:port`);
     }
     return { nodeId: Number(match[1]), host: match[2], port: Number(match[3]) };

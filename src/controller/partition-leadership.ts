@@ -109,6 +109,8 @@ export function electPreferredLeaders(image: MetadataImage): PartitionChangeReco
 /** AlterPartition (KIP-497): a partition leader asks to change the ISR. */
 export interface AlterPartitionRequest {
   topic: string;
+  /** When given, must be the topic's current id (UNKNOWN_TOPIC_ID otherwise). */
+  topicId?: string;
   partition: number;
   leaderId: number;
   leaderEpoch: number;
@@ -156,6 +158,9 @@ export function alterPartition(image: MetadataImage, request: AlterPartitionRequ
   }
   const current = { leader: p.leader, leaderEpoch: p.leaderEpoch, isr: [...p.isr], partitionEpoch: p.partitionEpoch };
   try {
+    if (request.topicId !== undefined && request.topicId !== '' && request.topicId !== topic.topicId) {
+      throw new KavkaError('UNKNOWN_TOPIC_ID', `${request.topic} is now topic id ${topic.topicId}, not ${request.topicId} (it was deleted and re-created)`);
+    }
     validateAlterPartition(image, request, p);
   } catch (error) {
     if (!(error instanceof KavkaError)) throw error;

@@ -400,7 +400,14 @@ export class QuorumController {
       this.appliedIndex = entry.index;
       this.imageValue = this.imageValue.atOffset(entry.index);
     }
-    for (const listener of this.imageListeners) listener(this.imageValue);
+    for (const listener of this.imageListeners) {
+      try {
+        listener(this.imageValue);
+      } catch (error) {
+        // A listener's bug must not stop the metadata log.
+        this.logger.error({ err: error, metadataOffset: this.appliedIndex }, 'a metadata image listener failed');
+      }
+    }
     for (const waiter of [...this.offsetWaiters]) {
       if (waiter.offset <= this.appliedIndex) {
         this.offsetWaiters.delete(waiter);

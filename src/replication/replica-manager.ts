@@ -159,6 +159,7 @@ export class ReplicaManager {
       const { image } = state;
       const request: AlterPartitionRequest = {
         topic: state.topicPartition.topic,
+        topicId: state.topicId,
         partition: state.topicPartition.partition,
         leaderId: this.options.nodeId,
         leaderEpoch: image.leaderEpoch,

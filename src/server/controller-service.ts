@@ -40,6 +40,7 @@ export class ControllerService {
       AlterPartition: unary(logger, 'Controller.AlterPartition', async (req) => {
         const result = await controller.alterPartition({
           topic: req.topic,
+          topicId: req.topicId,
           partition: req.partition,
           leaderId: req.leaderId,
           leaderEpoch: req.leaderEpoch,

@@ -9,6 +9,11 @@ export interface AlterPartitionRequest {
   'leaderEpoch'?: (number);
   'partitionEpoch'?: (number);
   'newIsr'?: (number)[];
+  /**
+   * The topic incarnation the leader means: a late request about a deleted topic never changes
+   * a re-created one of the same name.
+   */
+  'topicId'?: (string);
 }
 
 export interface AlterPartitionRequest__Output {
@@ -18,4 +23,9 @@ export interface AlterPartitionRequest__Output {
   'leaderEpoch': (number);
   'partitionEpoch': (number);
   'newIsr': (number)[];
+  /**
+   * The topic incarnation the leader means: a late request about a deleted topic never changes
+   * a re-created one of the same name.
+   */
+  'topicId': (string);
 }
