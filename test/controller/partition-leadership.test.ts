@@ -91,6 +91,11 @@ describe('AlterPartition (KIP-497)', () => {
     expect(alterPartition(shrunk, request({ partitionEpoch: 1, newIsr: [1, 2, 3] })).response).toMatchObject({ errorCode: 'NONE', isr: [1, 2, 3], partitionEpoch: 2 });
   });
 
+  it('accepts the request when it names the current topic id', () => {
+    const topicId = image.topic('t')?.topicId;
+    expect(alterPartition(image, request({ topicId })).response.errorCode).toBe('NONE');
+  });
+
   it('writes nothing for an unchanged ISR', () => {
     expect(alterPartition(image, request({ newIsr: [1, 2, 3] }))).toMatchObject({ records: [], response: { errorCode: 'NONE', partitionEpoch: 0 } });
   });
@@ -102,6 +107,7 @@ describe('AlterPartition (KIP-497)', () => {
     ['a leader epoch from the future', { leaderEpoch: 3 }, 'FENCED_LEADER_EPOCH'],
     ['a broker that is not the leader', { leaderId: 2 }, 'NOT_LEADER_OR_FOLLOWER'],
     ['a stale partition epoch', { partitionEpoch: 5 }, 'INVALID_UPDATE_VERSION'],
+    ['another incarnation of the topic (deleted and re-created)', { topicId: 'an-older-topic-id' }, 'UNKNOWN_TOPIC_ID'],
     ['an ISR member that is not a replica', { newIsr: [1, 4] }, 'INVALID_REQUEST'],
     ['an ISR naming a broker twice', { newIsr: [1, 2, 2] }, 'INVALID_REQUEST'],
     ['an ISR that leaves out the leader', { newIsr: [2, 3] }, 'INVALID_REQUEST'],
