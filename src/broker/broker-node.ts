@@ -211,7 +211,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
   });
 
   const metrics = new BrokerMetrics(nodeId, () => replicaManager, () => logManager.state.kind === 'offline');
-  const servers = new GrpcServers({ nodeId, config, controller, controllerChannel: channel, replicaManager, metrics, clock, logger: logger.child({ component: 'server' }) }, transport.serviceHandlers());
+  const servers = new GrpcServers({ nodeId, config, controller, controllerChannel: channel, replicaManager, metrics, clock, logger: logger.child({ component: 'server' }) }, transport.serviceHandlers(), () => transport.endInbound());
   const admin = new AdminHttpServer(metrics.registry, () => readiness);
   let retentionCancel: (() => void) | undefined;
   let unsubscribeImage: () => void = () => undefined;

@@ -80,6 +80,8 @@ export interface RaftServiceOptions {
   readonly logger: Logger;
   /** Counters to update, if the caller wants them (e.g. for /metrics). */
   readonly stats?: RaftReceiveStats;
+  /** Where each open inbound stream registers a function that ends it (for shutdown). */
+  readonly inbound?: Set<() => void>;
 }
 
 /** The handlers of kavka.v1.Raft, for grpc.Server#addService(raftServiceDefinition(), ...). */
@@ -100,9 +102,18 @@ export function raftServiceHandlers(options: RaftServiceOptions): grpc.UntypedSe
       }
       options.onMessage(problem);
     });
-    call.on('end', () => callback(null, { received: String(received), dropped: String(dropped) }));
+    let answered = false;
+    const finish = () => {
+      options.inbound?.delete(finish);
+      if (answered) return;
+      answered = true;
+      callback(null, { received: String(received), dropped: String(dropped) });
+    };
+    options.inbound?.add(finish);
+    call.on('end', finish);
     call.on('error', () => {
       // The peer went away mid-stream; what arrived was delivered, the rest is lost (tolerated).
+      options.inbound?.delete(finish);
     });
   };
   return { Send };
@@ -160,6 +171,8 @@ export interface PeerLinkStats {
 /** Sends over gRPC; receives through the handlers the broker's server calls (serviceHandlers()). */
 export class GrpcRaftTransport implements RaftTransport {
   private readonly links = new Map<NodeId, PeerLink>();
+  /** Enders of the peers' open Send streams to this node. */
+  private readonly inbound = new Set<() => void>();
   private readonly addresses: Map<NodeId, string>;
   private handler: ((message: Message) => void) | undefined;
   private closed = false;
@@ -198,6 +211,7 @@ export class GrpcRaftTransport implements RaftTransport {
       nodeId: this.options.nodeId,
       logger: this.options.logger,
       stats: this.receiveStats,
+      inbound: this.inbound,
       onMessage: (message) => {
         if (!this.closed) this.handler?.(message);
       },
@@ -212,6 +226,14 @@ export class GrpcRaftTransport implements RaftTransport {
       link.close();
       this.links.delete(id);
     }
+  }
+
+  /**
+   * Answers every open inbound stream, so a server shutting down does not wait for peers to end
+   * them. Peers reconnect (elsewhere or later); messages in flight are lost, which Raft tolerates.
+   */
+  endInbound(): void {
+    for (const end of [...this.inbound]) end();
   }
 
   stats(): Map<NodeId, PeerLinkStats> {

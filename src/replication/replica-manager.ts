@@ -133,6 +133,9 @@ export class ReplicaManager {
 
   /** Appends batches as leader and waits as acks requires. */
   async appendRecords(tp: TopicPartition, batches: Buffer, acks: Acks): Promise<AppendResult> {
+    // Metadata already delivered may still be opening partitions: serve only once it is applied,
+    // so a node never refuses a partition that its own Metadata says it leads.
+    await this.applying;
     let state = this.leaderPartitionOrThrow(tp);
     if (this.options.alterIsr !== undefined && !(state.image.isr.length === 1 && state.image.isr[0] === this.options.nodeId)) {
       // Followers do not copy data yet, so no other replica can stay in sync once this write
@@ -179,6 +182,7 @@ export class ReplicaManager {
    * returns at least one whole batch even if it is larger than the byte limits.
    */
   async fetch(requests: FetchPartitionRequest[], options: FetchOptions): Promise<FetchPartitionResult[]> {
+    await this.applying;
     const deadline = this.options.clock.monotonicMs() + options.maxWaitMs;
     for (;;) {
       const results = await this.readOnce(requests, options.maxBytes);

@@ -36,6 +36,8 @@ export class GrpcServers {
     private readonly context: ServerContext,
     /** The receiving side of Raft (GrpcRaftTransport#serviceHandlers), served on the controller listener. */
     private readonly raftHandlers: grpc.UntypedServiceImplementation,
+    /** Ends the peers' open Raft streams, which would otherwise hold a graceful shutdown. */
+    private readonly endRaftStreams: () => void = () => undefined,
   ) {}
 
   async listen(listeners: readonly Listener[]): Promise<BoundListener[]> {
@@ -82,20 +84,21 @@ export class GrpcServers {
   async close(graceMs: number): Promise<void> {
     this.setServing(false);
     this.streams.closeAll();
-    await Promise.all(
-      this.servers.map(
-        (server) =>
-          new Promise<void>((resolve) => {
-            const cancel = this.context.clock.schedule(graceMs, () => {
-              server.forceShutdown();
-              resolve();
-            });
-            server.tryShutdown(() => {
-              cancel();
-              resolve();
-            });
-          }),
-      ),
+    const closed = this.servers.map(
+      (server) =>
+        new Promise<void>((resolve) => {
+          const cancel = this.context.clock.schedule(graceMs, () => {
+            server.forceShutdown();
+            resolve();
+          });
+          server.tryShutdown(() => {
+            cancel();
+            resolve();
+          });
+        }),
     );
+    // The servers take no new calls now; long-lived Raft streams from peers end here.
+    this.endRaftStreams();
+    await Promise.all(closed);
   }
 }

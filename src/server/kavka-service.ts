@@ -107,7 +107,8 @@ export class KavkaService {
         })),
       };
     });
-    const brokers = [...image.brokers.values()].map((b) => {
+    // Fenced brokers (stopped, crashed, starting up) serve nothing, so clients are not sent there (as KRaft does).
+    const brokers = [...image.brokers.values()].filter((b) => !b.fenced).map((b) => {
       const endpoint = b.endpoints.get(this.listenerName) ?? b.endpoints.get('CLIENT');
       return { nodeId: b.nodeId, host: endpoint?.host ?? '', port: endpoint?.port ?? 0, rack: b.rack ?? '' };
     });

@@ -34,8 +34,7 @@ export const CLUSTER_TIMING = {
   'controller.quorum.election.timeout.ms': '300',
   'broker.heartbeat.interval.ms': '100',
   'broker.session.timeout.ms': '1500',
-  // A controlled shutdown of a node with peers takes this whole bound (its gRPC servers wait for
-  // the peers' inbound Raft streams, which never end, until the grace runs out), so keep it short.
+  // A bound on each stop, so a test never waits long on a stop that cannot reach the controller.
   'shutdown.timeout.ms': '1000',
 } as const;
 
@@ -273,6 +272,12 @@ export async function startTestCluster(n = 3, overrides: Record<string, string> 
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
     await Promise.all(ids.map((id) => cluster.broker(id).waitReady(READY_TIMEOUT_MS)));
+    // Each node is ready once its own image has it unfenced; wait until every image has them all.
+    await waitFor(
+      () => ids.every((id) => cluster.broker(id).controller.image.unfencedBrokerIds().length === ids.length),
+      READY_TIMEOUT_MS,
+      'every node to see every broker unfenced',
+    );
   } catch (error) {
     await cluster.destroy();
     throw error;
