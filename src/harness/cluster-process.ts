@@ -7,7 +7,7 @@
 // Nodes can be killed (any signal), paused (SIGSTOP) and resumed, stopped (SIGTERM: controlled
 // shutdown) and restarted on the same ports and data dir. Queries go over the CLIENT listener
 // with a plain gRPC client: who is the active controller, and the partitions' leaders.
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { loadKavkaGrpc } from '../proto/index.js';
@@ -45,16 +45,25 @@ export const FAST_CLUSTER_TIMING: Record<string, string> = {
   'broker.session.timeout.ms': '1500',
 };
 
-async function reservePorts(count: number): Promise<number[]> {
+/** Reserves `count` distinct free TCP ports on 127.0.0.1 (bound together, then released). */
+export async function reservePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<import('node:net').Server>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve(server));
-    })),
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<Server>((resolve, reject) => {
+          const server = createServer();
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
   );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  const ports = servers.map((s) => {
+    const address = s.address();
+    if (address === null || typeof address === 'string') throw new Error('a reserved port has no TCP address');
+    return address.port;
+  });
+  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   return ports;
 }
 

@@ -13,7 +13,6 @@
 //
 // Every wait is bounded; a timeout fails with what was being waited for.
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBroker, type Broker } from '../../src/broker/index.js';
@@ -26,6 +25,7 @@ import type { CreateTopicsResponse__Output } from '../../src/gen/kavka/v1/Create
 import type { ProduceResponse__Output } from '../../src/gen/kavka/v1/ProduceResponse.js';
 import type { PartitionMetadata__Output } from '../../src/gen/kavka/v1/PartitionMetadata.js';
 import { call, rawClient } from '../server/raw-client.js';
+import { reservePorts } from '../../src/harness/cluster-process.js';
 
 export const READY_TIMEOUT_MS = 30_000;
 
@@ -86,27 +86,6 @@ export interface TestCluster {
   destroy(): Promise<void>;
 }
 
-/** Reserves `count` distinct free TCP ports on 127.0.0.1 (bound together, then released). */
-export async function reservePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const server = createServer();
-          server.once('error', reject);
-          server.listen(0, '127.0.0.1', () => resolve(server));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => {
-    const address = s.address();
-    if (address === null || typeof address === 'string') throw new Error('a reserved port has no TCP address');
-    return address.port;
-  });
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  return ports;
-}
 
 export async function waitFor<T>(
   condition: () => T | false | undefined | null | Promise<T | false | undefined | null>,
