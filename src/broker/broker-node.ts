@@ -283,7 +283,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
       nodeId,
       clusterId: config.clusterId,
       endpoints,
-      rack: undefined,
+      rack: config.get('broker.rack').trim() === '' ? undefined : config.get('broker.rack').trim(),
       channel,
       controller,
       heartbeatIntervalMs: config.get('broker.heartbeat.interval.ms'),

@@ -48,6 +48,7 @@ export const BROKER_CONFIG_KEYS = {
   'fetch.max.bytes': { doc: 'Largest fetch response; larger requests are clamped.', default: '57671680', parse: parseInteger(1024, INT32_MAX) },
   'fetch.max.wait.ms.limit': { doc: 'Longest long-poll a fetch may ask for; Kavka only.', default: '30000', parse: parseInteger(0, INT32_MAX) },
   'shutdown.timeout.ms': { doc: 'Bound on a controlled shutdown; Kavka only.', default: '10000', parse: parseInteger(0, INT32_MAX) },
+  'broker.rack': { doc: 'Rack (or zone) of this broker; when every broker has one, replicas are spread across racks.', default: '', parse: parseString },
   'process.roles': { doc: 'broker,controller (a controller voter that also serves data) or broker (serves data, follows the metadata log without voting).', default: 'broker,controller', parse: parseRoles },
   'controller.quorum.voters': { doc: 'Controller voters id@host:port (their controller listener), comma separated; only bootstraps a new cluster. Empty = this node alone.', default: '', parse: parseString },
   'controller.listener.names': { doc: 'Listener that carries Raft and controller requests between nodes.', default: 'INTERNAL', parse: parseString },
