@@ -7,9 +7,8 @@ import type { Cluster, MetadataSnapshot, TopicInfo } from './cluster.js';
 import { errorNameOf } from './cluster.js';
 import { listOffsets, listOffsetsDetailed, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP } from './offsets.js';
 import { withRetry } from './retry.js';
-import { callUnary, type ConnectionPool, type KavkaRpc } from './rpc.js';
+import type { ConnectionPool, KavkaRpc } from './rpc.js';
 import type { CreatableTopic } from '../gen/kavka/v1/CreatableTopic.js';
-import type { DescribeQuorumResponse__Output } from '../gen/kavka/v1/DescribeQuorumResponse.js';
 import type { QuorumReplicaState__Output } from '../gen/kavka/v1/QuorumReplicaState.js';
 import type {
   AlterConfigResource,
@@ -59,11 +58,6 @@ export interface QuorumInfo {
   observers: QuorumReplicaState[];
 }
 
-/**
- * Deadline of one quorum request. KavkaRpc keeps the client's requestTimeoutMs to itself, so
- * these calls use the client's default (30 s) unless the caller passes `timeoutMs`.
- */
-const QUORUM_REQUEST_TIMEOUT_MS = 30_000;
 
 function toReplicaState(replica: QuorumReplicaState__Output): QuorumReplicaState {
   return { replicaId: replica.replicaId, logEndOffset: replica.logEndOffset, lag: replica.lag };
@@ -356,8 +350,7 @@ export class Admin {
    */
   async describeQuorum(options: { timeoutMs?: number } = {}): Promise<QuorumInfo> {
     const response = await this.retrying(async () => {
-      const client = this.deps.pool.client(await this.deps.cluster.anyBrokerAddress());
-      return callUnary<DescribeQuorumResponse__Output>((callOptions, cb) => client.DescribeQuorum({}, callOptions, cb), options.timeoutMs ?? QUORUM_REQUEST_TIMEOUT_MS);
+      return this.deps.rpc.describeQuorum(await this.deps.cluster.anyBrokerAddress(), options.timeoutMs);
     });
     return {
       leaderId: response.leaderId,
@@ -376,8 +369,7 @@ export class Admin {
   async addRaftVoter(voterId: number, options: { timeoutMs?: number } = {}): Promise<void> {
     const request = { voterId: voterIdOrThrow(voterId) };
     await this.retrying(async () => {
-      const client = this.deps.pool.client(await this.deps.cluster.anyBrokerAddress());
-      await callUnary((callOptions, cb) => client.AddRaftVoter(request, callOptions, cb), options.timeoutMs ?? QUORUM_REQUEST_TIMEOUT_MS);
+      await this.deps.rpc.addRaftVoter(await this.deps.cluster.anyBrokerAddress(), request.voterId, options.timeoutMs);
     });
   }
 
@@ -388,8 +380,7 @@ export class Admin {
   async removeRaftVoter(voterId: number, options: { timeoutMs?: number } = {}): Promise<void> {
     const request = { voterId: voterIdOrThrow(voterId) };
     await this.retrying(async () => {
-      const client = this.deps.pool.client(await this.deps.cluster.anyBrokerAddress());
-      await callUnary((callOptions, cb) => client.RemoveRaftVoter(request, callOptions, cb), options.timeoutMs ?? QUORUM_REQUEST_TIMEOUT_MS);
+      await this.deps.rpc.removeRaftVoter(await this.deps.cluster.anyBrokerAddress(), request.voterId, options.timeoutMs);
     });
   }
 }

@@ -26,6 +26,7 @@ import type { FetchRequest } from '../gen/kavka/v1/FetchRequest.js';
 import type { FetchResponse__Output } from '../gen/kavka/v1/FetchResponse.js';
 import type { ListOffsetsRequest } from '../gen/kavka/v1/ListOffsetsRequest.js';
 import type { ListOffsetsResponse__Output } from '../gen/kavka/v1/ListOffsetsResponse.js';
+import type { DescribeQuorumResponse__Output } from '../gen/kavka/v1/DescribeQuorumResponse.js';
 
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 export const CONSUMER_FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
@@ -158,5 +159,20 @@ export class KavkaRpc {
   listOffsets(address: string, request: ListOffsetsRequest): Promise<ListOffsetsResponse__Output> {
     const client = this.pool.client(address);
     return callUnary((options, cb) => client.ListOffsets(request, options, cb), this.requestTimeoutMs);
+  }
+
+  describeQuorum(address: string, timeoutMs = this.requestTimeoutMs): Promise<DescribeQuorumResponse__Output> {
+    const client = this.pool.client(address);
+    return callUnary((options, cb) => client.DescribeQuorum({}, options, cb), timeoutMs);
+  }
+
+  addRaftVoter(address: string, voterId: number, timeoutMs = this.requestTimeoutMs): Promise<object> {
+    const client = this.pool.client(address);
+    return callUnary((options, cb) => client.AddRaftVoter({ voterId }, options, cb), timeoutMs);
+  }
+
+  removeRaftVoter(address: string, voterId: number, timeoutMs = this.requestTimeoutMs): Promise<object> {
+    const client = this.pool.client(address);
+    return callUnary((options, cb) => client.RemoveRaftVoter({ voterId }, options, cb), timeoutMs);
   }
 }
