@@ -23,3 +23,4 @@ export { LogDirHealth } from './log-dir-health.js';
 export { parsePartitionDirectoryName, isValidTopicName } from './partition-directory.js';
 export { nodeStorageFs, type FileStat, type OpenMode, type StorageFile, type StorageFs } from './storage-fs.js';
 export { FaultInjectingFs, type FaultInjectingFsOptions, type FsCall, type FsHold, type FsOperation, type PathMatcher } from './fault-injecting-fs.js';
+export { ProducerStateManager, DEFAULT_PRODUCER_ID_EXPIRATION_MS, type AppendCheck, type ProducerBatchMeta, type ProducerStateSnapshot, type UnknownProducerPolicy } from './producer-state.js';
