@@ -70,6 +70,17 @@ export interface TimestampOffset {
   timestamp: bigint;
 }
 
+/** Kafka's OffsetsForLeaderEpochResponse.UNDEFINED_EPOCH: no epoch known (or none asked for). */
+export const UNDEFINED_EPOCH = -1;
+/** Kafka's OffsetsForLeaderEpochResponse.UNDEFINED_EPOCH_OFFSET: no end offset known. */
+export const UNDEFINED_EPOCH_OFFSET = -1n;
+
+/** An answer of endOffsetForEpoch: {UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET} when there is none. */
+export interface EpochEndOffset {
+  epoch: number;
+  endOffset: bigint;
+}
+
 /**
  * One partition's log. Appends are serialized inside (callers may overlap calls); reads run
  * concurrently with appends and never block them.
