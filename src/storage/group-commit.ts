@@ -10,6 +10,9 @@
 // or (b) the caller marked E durable (a roll fsynced the segment holding it).
 // After fail() no sync ever runs again: a failed fsync is never retried, because the kernel may
 // have dropped the dirty pages and a retry could report success over lost data.
+// truncate() and restart() move both ends down (or, for a restart, anywhere): bytes at the offsets
+// above are gone, so their waiters reject, and a sync started before covers none of the bytes
+// written after: its completion moves nothing (`generation`).
 //
 // Called by PartitionLog on the event loop; every method is synchronous except the sync it starts.
 import { assert } from '../util/assert.js';
@@ -43,6 +46,8 @@ export class GroupCommit {
   private appendsQueued = 0;
   private appendsDone = 0;
   private barrier: number | undefined;
+  /** Bumped by truncate() and restart(); a sync only advances within the generation it started in. */
+  private generation = 0;
 
   constructor(
     start: bigint,
@@ -102,6 +107,28 @@ export class GroupCommit {
     });
   }
 
+  /**
+   * The log was truncated to `end` (<= writtenEnd): both ends move down to at most `end`; waiters
+   * for offsets above it reject with `error`. The caller marks `end` durable once it has synced.
+   */
+  truncate(end: bigint, error: KavkaError): void {
+    assert(end <= this.written, `truncation to ${end} is not above the written end ${this.written}`);
+    this.generation += 1;
+    this.written = end;
+    if (this.durable > end) this.durable = end;
+    let kept = this.waiters.length;
+    while (kept > 0 && this.waiters[kept - 1].end > end) kept--;
+    for (const waiter of this.waiters.splice(kept)) waiter.reject(error);
+  }
+
+  /** The log restarted empty at `start` (truncateFullyAndStartAt): every waiter rejects; both ends are `start`. */
+  restart(start: bigint, error: KavkaError): void {
+    this.generation += 1;
+    this.written = start;
+    this.durable = start;
+    for (const waiter of this.waiters.splice(0)) waiter.reject(error);
+  }
+
   /** The log dir failed: reject every waiter now and never sync again. */
   fail(error: KavkaError): void {
     if (this.failure !== undefined) return;
@@ -124,12 +151,13 @@ export class GroupCommit {
     if (this.appendsDone < this.barrier) return;
     this.barrier = undefined;
     const target = this.written;
+    const generation = this.generation;
     this.syncs += 1;
     this.inFlight = this.hooks.sync().then(
       () => {
         this.inFlight = undefined;
         if (this.failure !== undefined) return;
-        this.advance(target);
+        if (generation === this.generation) this.advance(target);
         this.maybeStartSync();
       },
       (error: unknown) => {

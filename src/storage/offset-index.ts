@@ -102,6 +102,15 @@ export class OffsetIndex {
     this.count = 0;
   }
 
+  /** Drops the entries whose offset is >= `offset` (their batches were truncated away). Returns how many. */
+  truncateTo(offset: bigint): number {
+    let keep = this.count;
+    while (keep > 0 && this.baseOffset + BigInt(this.relativeOffsetAt(keep - 1)) >= offset) keep--;
+    const dropped = this.count - keep;
+    this.count = keep;
+    return dropped;
+  }
+
   /** The entries as the `.index` file holds them (a view, not a copy). */
   toBytes(): Buffer {
     return this.buffer.subarray(0, this.count * OFFSET_INDEX_ENTRY_SIZE);

@@ -54,6 +54,19 @@ export interface SegmentRead {
   nextOffset: bigint;
 }
 
+/** Where and how truncation cuts a segment (planCut), applied by applyCut. */
+export interface SegmentCut {
+  /** The .log is cut here: the start of the first batch whose last offset is >= the truncation offset (the size when none is). */
+  position: number;
+  /** One past the last offset of the last batch kept; the segment's base offset when none is kept. */
+  endOffset: bigint;
+  /** The position of the last offset-index entry kept (0 when none is): the batches from here to `position` were walked. */
+  tailFrom: number;
+  /** The largest max-timestamp among the walked batches (-1 when none) and the last offset of the first batch reaching it. */
+  tailMaxTimestamp: bigint;
+  tailOffsetOfMaxTimestamp: bigint;
+}
+
 export interface ScanOptions {
   from: number;
   fileSize: number;
@@ -161,6 +174,57 @@ export class LogSegment {
     this.bytesSinceLastIndexEntry = 0;
     this.maxTimestampSoFar = -1n;
     this.offsetOfMaxTimestampSoFar = this.baseOffset;
+  }
+
+  /**
+   * Plans removing every batch whose last offset is >= `offset` from the first `end` bytes: finds
+   * the cut, and walks the headers kept after the last offset-index entry kept, so that applyCut
+   * restores the segment's max timestamp exactly. Reads only; changes nothing.
+   */
+  async planCut(offset: bigint, end: number): Promise<SegmentCut> {
+    const from = this.offsetIndex.lookup(offset).position;
+    const first = await this.findBatch(from, end, (header) => lastOffsetOf(header) >= offset);
+    const position = first?.position ?? end;
+    const tailFrom = offset > this.baseOffset ? this.offsetIndex.lookup(offset - 1n).position : 0;
+    assert(tailFrom <= position, `the last index entry kept (position ${tailFrom}) lies before the cut at ${position}`);
+    let lastKept: bigint | undefined;
+    let tailMaxTimestamp = -1n;
+    let tailOffsetOfMaxTimestamp = this.baseOffset;
+    await this.findBatch(tailFrom, position, (header) => {
+      lastKept = lastOffsetOf(header);
+      if (header.maxTimestamp > tailMaxTimestamp) {
+        tailMaxTimestamp = header.maxTimestamp;
+        tailOffsetOfMaxTimestamp = lastKept;
+      }
+      return false;
+    });
+    assert(position === 0 || lastKept !== undefined, `a cut at ${position} keeps a batch`);
+    const endOffset = lastKept === undefined ? this.baseOffset : lastKept + 1n;
+    return { position, endOffset, tailFrom, tailMaxTimestamp, tailOffsetOfMaxTimestamp };
+  }
+
+  /**
+   * The in-memory half of a cut planned by planCut(offset): size, indexes, max timestamp,
+   * index-interval accounting and roll base. The caller truncates the file (after the reads that
+   * may still read past the cut are done). No I/O.
+   */
+  applyCut(offset: bigint, cut: SegmentCut, nowMs: number): void {
+    assert(cut.position <= this.size, `cut at ${cut.position} lies within the segment's ${this.size} bytes`);
+    this.offsetIndex.truncateTo(offset);
+    this.timeIndex.truncateTo(offset);
+    assert((this.offsetIndex.lastEntry()?.position ?? 0) === cut.tailFrom, `the last offset-index entry kept is at ${cut.tailFrom}`);
+    // Every batch up to the last index entry kept is covered by a time-index entry kept; the walked tail covers the rest.
+    const last = this.timeIndex.lastEntry();
+    this.maxTimestampSoFar = last?.timestamp ?? -1n;
+    this.offsetOfMaxTimestampSoFar = last?.offset ?? this.baseOffset;
+    if (cut.tailMaxTimestamp > this.maxTimestampSoFar) {
+      this.maxTimestampSoFar = cut.tailMaxTimestamp;
+      this.offsetOfMaxTimestampSoFar = cut.tailOffsetOfMaxTimestamp;
+    }
+    this.bytesSinceLastIndexEntry = cut.position - cut.tailFrom;
+    this.size = cut.position;
+    if (this.size === 0) this.rollBaseMs = undefined;
+    this.lastModifiedMs = nowMs;
   }
 
   /** Adds the final time-index entry so the segment's largest timestamp survives a restart. */

@@ -93,6 +93,18 @@ export class TimeIndex {
     this.count = 0;
   }
 
+  /**
+   * Drops the entries whose offset is >= `offset` (their batches were truncated away). Returns how
+   * many. An entry kept still holds: its batch, and every batch before it, remain.
+   */
+  truncateTo(offset: bigint): number {
+    let keep = this.count;
+    while (keep > 0 && this.baseOffset + BigInt(this.relativeOffsetAt(keep - 1)) >= offset) keep--;
+    const dropped = this.count - keep;
+    this.count = keep;
+    return dropped;
+  }
+
   /** The entries as the `.timeindex` file holds them (a view, not a copy). */
   toBytes(): Buffer {
     return this.buffer.subarray(0, this.count * TIME_INDEX_ENTRY_SIZE);

@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FaultInjectingFs } from '../../src/storage/index.js';
+import { GroupCommit } from '../../src/storage/group-commit.js';
+import { KavkaError } from '../../src/util/errors.js';
 import { batch, makeTempDir, openTestLog, readAllBatches, removeTempDir, settle, testConfig, waitUntil } from './helpers/fixtures.js';
 
 let dir: string;
@@ -126,5 +128,71 @@ describe('flush.policy=os', () => {
     await log.flush();
     expect(fs.count('datasync', isLog)).toBe(1);
     await log.close();
+  });
+});
+
+describe('GroupCommit truncate and restart (follower truncation)', () => {
+  /** A GroupCommit whose syncs wait until the test resolves them, in order. */
+  function controlled(start: bigint) {
+    const pending: (() => void)[] = [];
+    const durable: bigint[] = [];
+    const commit = new GroupCommit(start, {
+      sync: () => new Promise<void>((resolve) => pending.push(resolve)),
+      onDurable: (end) => durable.push(end),
+      onSyncError: () => new KavkaError('KAFKA_STORAGE_ERROR', 'sync failed'),
+    });
+    const write = (end: bigint) => {
+      commit.appendQueued();
+      commit.noteWritten(end);
+      commit.appendDone();
+    };
+    return { commit, pending, durable, write };
+  }
+  const truncated = new KavkaError('NOT_LEADER_OR_FOLLOWER', 'truncated');
+
+  it('rejects the waiters above the new end, keeps the others waiting, and moves both ends down', async () => {
+    const { commit, pending, write } = controlled(0n);
+    write(5n);
+    const below = commit.waitDurable(5n);
+    write(9n);
+    const above = commit.waitDurable(9n);
+    expect(pending).toHaveLength(1); // a sync for offsets below 5 is in flight
+    commit.truncate(7n, truncated);
+    await expect(above).rejects.toBe(truncated);
+    expect(commit.writtenEnd).toBe(7n);
+    expect(commit.durableEnd).toBe(0n);
+    commit.markDurable(7n); // what the truncation does once its own fdatasync is done
+    await below;
+    expect(commit.durableEnd).toBe(7n);
+  });
+
+  it('never lets a sync that started before a truncation mark later writes durable', async () => {
+    const { commit, pending, write } = controlled(0n);
+    write(10n);
+    const gone = commit.waitDurable(10n);
+    expect(pending).toHaveLength(1); // covers offsets below 10 as they were
+    commit.truncate(4n, truncated);
+    await expect(gone).rejects.toBe(truncated);
+    commit.markDurable(4n);
+    write(12n); // new bytes at offsets 4..11
+    const fresh = commit.waitDurable(12n);
+    pending.shift()?.(); // the stale sync completes: it covers none of the new bytes
+    await settle();
+    expect(commit.durableEnd).toBe(4n);
+    expect(pending).toHaveLength(1); // a new sync started for the new bytes
+    pending.shift()?.();
+    await fresh;
+    expect(commit.durableEnd).toBe(12n);
+  });
+
+  it('restart() rejects every waiter and puts both ends at the new start, up or down', async () => {
+    const { commit, write } = controlled(0n);
+    write(3n);
+    const waiting = commit.waitDurable(3n);
+    commit.restart(100n, truncated);
+    await expect(waiting).rejects.toBe(truncated);
+    expect([commit.writtenEnd, commit.durableEnd]).toEqual([100n, 100n]);
+    commit.restart(50n, truncated);
+    expect([commit.writtenEnd, commit.durableEnd]).toEqual([50n, 50n]);
   });
 });

@@ -75,3 +75,30 @@ describe('TimeIndex', () => {
     expect(loaded.inconsistency(70n)).toMatch(/at or past 70/);
   });
 });
+
+describe('index truncation', () => {
+  it('drops offset-index entries at or past the truncation offset', () => {
+    const index = new OffsetIndex(100n);
+    index.append(105n, 300);
+    index.append(110n, 700);
+    index.append(130n, 1500);
+    expect(index.truncateTo(131n)).toBe(0);
+    expect(index.truncateTo(110n)).toBe(2);
+    expect(index.lastEntry()).toEqual({ offset: 105n, position: 300 });
+    expect(index.lookup(1000n)).toEqual({ offset: 105n, position: 300 });
+    index.append(108n, 400); // appending continues above the entries kept
+    expect(index.truncateTo(0n)).toBe(2);
+    expect(index.entryCount).toBe(0);
+  });
+
+  it('drops time-index entries at or past the truncation offset', () => {
+    const index = new TimeIndex(50n);
+    index.maybeAppend(1000n, 55n);
+    index.maybeAppend(2000n, 70n);
+    index.maybeAppend(3000n, 90n);
+    expect(index.truncateTo(70n)).toBe(2);
+    expect(index.lastEntry()).toEqual({ timestamp: 1000n, offset: 55n });
+    expect(index.maybeAppend(1500n, 60n)).toBe(true);
+    expect(index.lookup(5000n)).toEqual({ timestamp: 1500n, offset: 60n });
+  });
+});
