@@ -89,9 +89,9 @@ export interface EpochEndOffset {
 export interface PartitionLog {
   readonly topicPartition: TopicPartition;
   readonly directory: string;
-  /** First offset still readable. Moves up only (retention, deleteRecords). */
+  /** First offset still readable. Moves up only (retention, deleteRecords), except that truncateFullyAndStartAt sets it anywhere. */
   readonly logStartOffset: bigint;
-  /** The next offset to assign. Moves up on append; down only by truncation (recovery, later replication). */
+  /** The next offset to assign. Moves up on append; down only by truncation (recovery, truncateTo) and may jump either way by truncateFullyAndStartAt. */
   readonly logEndOffset: bigint;
   /** Every offset below this has been fsynced (equals logEndOffset once the OS policy has written it). */
   readonly durableEndOffset: bigint;
@@ -112,6 +112,109 @@ export interface PartitionLog {
    * RECORD_LIST_TOO_LARGE, UNSUPPORTED_COMPRESSION_TYPE, KAFKA_STORAGE_ERROR (the log dir went offline).
    */
   appendAsLeader(batches: Buffer, leaderEpoch: number): Promise<AppendResult>;
+  // appendAsLeader also keeps the leader epoch cache: the first append of an epoch above the
+  // latest one records (leaderEpoch, its base offset). A leaderEpoch below latestEpoch() (a
+  // deposed leader's append) rejects with FENCED_LEADER_EPOCH and writes nothing; -1 is accepted
+  // only while the cache is empty and is never recorded.
+
+  /**
+   * Appends batches a follower fetched from its leader, byte for byte: offsets and
+   * partitionLeaderEpoch are the leader's, nothing is stamped (LogAppendTime batches keep the
+   * leader's timestamp; logAppendTimeMs is -1n). Checks framing, magic and the CRC-32C like
+   * appendAsLeader (same errors: CORRUPT_MESSAGE, INVALID_RECORD for an empty call,
+   * RECORD_LIST_TOO_LARGE past an int32), but not the producer-only rules (max.message.bytes,
+   * record offset deltas 0..n-1, control batches): the leader already accepted these bytes.
+   * Then, with nothing written when one fails:
+   * - OFFSET_OUT_OF_RANGE (naming both offsets) unless the first batch's baseOffset equals
+   *   logEndOffset. A larger baseOffset (a gap) is allowed only while the log is empty
+   *   (logStartOffset == logEndOffset, e.g. just after truncateFullyAndStartAt); the gap then
+   *   reads like a compaction gap. A smaller one (an overlap) is never allowed: truncate first.
+   * - INVALID_RECORD when the batches of the call overlap or go backwards in offsets.
+   * - FENCED_LEADER_EPOCH when a batch's partitionLeaderEpoch is below the previous batch's or
+   *   below latestEpoch(): this replica holds records of a later epoch than the leader is
+   *   sending, so it has not truncated to the divergence point yet.
+   * Each batch whose epoch is above the latest records (epoch, its baseOffset) in the epoch cache.
+   * Rolls segments and resolves like appendAsLeader (flush policy batch: after an fsync covering
+   * the bytes, shared by group commit; onAppend listeners fire when they are durable).
+   * The caller must not change `batches` until the promise settles.
+   */
+  appendAsFollower(batches: Buffer): Promise<AppendResult>;
+
+  /** The epoch of the last entry of the leader epoch cache; undefined when it is empty. */
+  latestEpoch(): number | undefined;
+
+  /**
+   * Kafka's OffsetsForLeaderEpoch answer from this replica's epoch cache (LeaderEpochFileCache
+   * .endOffsetFor, KIP-101 with KIP-279): the largest epoch <= `epoch` this log knows, and the
+   * offset where it ended here, i.e. the start offset of the first epoch above `epoch`.
+   * - epoch == latestEpoch(): {epoch, logEndOffset} (the current epoch ends at the log end).
+   * - epoch == UNDEFINED_EPOCH (-1), epoch above every known epoch, or an empty cache:
+   *   {UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET}, i.e. {-1, -1n}.
+   * - epoch below the first entry (that history was deleted): {epoch, first entry's start}.
+   *   This is Kafka's behaviour since KIP-279 (its LeaderEpochFileCacheTest
+   *   shouldReturnFirstEpochIfRequestedEpochLessThanFirstEpoch); the older KIP-101 answer was
+   *   {-1, -1}, and Kafka's Javadoc still says so.
+   * - otherwise: {largest known epoch <= epoch, start offset of the smallest epoch > epoch}.
+   *
+   * Example: entries (epoch 1 @ 0), (2 @ 10), (4 @ 25), logEndOffset 40:
+   *
+   *   requested | answer       | why
+   *   ----------+--------------+------------------------------------------------
+   *          -1 | {-1, -1}     | UNDEFINED_EPOCH asked
+   *           0 | {0, 0}       | below the first entry: ends where epoch 1 starts
+   *           1 | {1, 10}      | epoch 2 starts at 10
+   *           2 | {2, 25}      | epoch 4 starts at 25
+   *           3 | {2, 25}      | no epoch 3 here: largest <= 3 is 2, it ended at 25
+   *           4 | {4, 40}      | the latest epoch ends at the log end
+   *           5 | {-1, -1}     | above every epoch this log knows
+   *
+   * A follower that asked its leader about its latest epoch E and got {L, end}: if L == E it
+   * truncates to min(end, its own log end); if L < E it truncates to its own
+   * endOffsetForEpoch(L).endOffset (KIP-279) and may ask again.
+   */
+  endOffsetForEpoch(epoch: number): EpochEndOffset;
+
+  /**
+   * The leader epoch of the batch holding `offset`, from the epoch cache (no I/O): the epoch of
+   * the last entry starting at or below offset; undefined below the first entry. For offsets at
+   * or past the log end it is the latest epoch. (Fetch responses carry each batch's epoch in its
+   * header bytes 12-15 already.)
+   */
+  epochForOffset(offset: bigint): number | undefined;
+
+  /**
+   * Records (leaderEpoch, logEndOffset) in the epoch cache when leaderEpoch is above the latest
+   * epoch, durably; a no-op when equal; FENCED_LEADER_EPOCH when below. Call it when this replica
+   * becomes leader of `leaderEpoch` (Kafka's Partition.makeLeader), so its OffsetsForLeaderEpoch
+   * answers are right before it writes in the new epoch (back-to-back elections, KAFKA-7415).
+   * Such an entry covers no record until an append: truncateTo (any offset) drops it again.
+   */
+  assignEpochStartOffset(leaderEpoch: number): Promise<void>;
+
+  /**
+   * Removes every record at or above `offset` (a follower truncating to the divergence point).
+   * Batches are removed whole: when offset falls inside a batch (or in a gap before one), the log
+   * end becomes the end of the last batch kept below it (or the base offset of the segment left
+   * empty), so the new log end is <= offset. Resolves with the new log end offset. Segments above
+   * are deleted, the one holding the new end is cut with its indexes, durableEndOffset moves down
+   * with logEndOffset, and epoch cache entries starting at or after the new end are dropped; all
+   * of it is durable (fsynced) before the promise resolves. Serialized with appends. Reads that
+   * started before see the log as it was (the cut waits for them); reads after see it truncated.
+   * Appends still waiting for durability of offsets removed reject with NOT_LEADER_OR_FOLLOWER.
+   * offset >= logEndOffset removes nothing (only epoch entries starting at or after the log end).
+   * offset < logStartOffset is a caller bug (assertion): use truncateFullyAndStartAt.
+   * KAFKA_STORAGE_ERROR (the dir goes offline) on an I/O error.
+   */
+  truncateTo(offset: bigint): Promise<bigint>;
+
+  /**
+   * Deletes every segment and restarts the log empty at `offset`: logStartOffset = logEndOffset =
+   * durableEndOffset = offset, epoch cache cleared, the log-start checkpoint written, all durable
+   * before it resolves. For a follower whose log lies wholly below the leader's log start (its
+   * fetch got OFFSET_OUT_OF_RANGE). Appends waiting for durability reject with
+   * NOT_LEADER_OR_FOLLOWER. Reads in flight finish on the old segments.
+   */
+  truncateFullyAndStartAt(offset: bigint): Promise<void>;
 
   /**
    * Reads whole batches from fetchOffset. Throws OFFSET_OUT_OF_RANGE when fetchOffset is below
@@ -129,7 +232,11 @@ export interface PartitionLog {
   /** Calls the listener after each append becomes durable. Returns the unsubscribe function. */
   onAppend(listener: () => void): () => void;
 
-  /** Applies retention (time, size, count) and rolls by segmentMs. Returns segments deleted. */
+  /**
+   * Applies retention (time, size, count) and rolls by segmentMs. Returns segments deleted. When
+   * the log start moves up, epoch cache entries wholly below it are dropped; the last one starting
+   * at or below it stays, moved up to start at the new log start (Kafka's truncateFromStart).
+   */
   applyRetention(nowMs: number): Promise<number>;
 
   flush(): Promise<void>;

@@ -6,6 +6,8 @@
 // Then stamps what the leader owns in place: base offset, partition leader epoch, and for
 // LogAppendTime topics the timestamp type and max timestamp (which the CRC covers, so the CRC is
 // recomputed). Records are never re-encoded.
+// A follower's append (batches fetched from the leader) gets the batch-level checks only, and
+// nothing is stamped: validateBatchesForFollowerAppend.
 import {
   computeBatchCrc,
   isBatchCrcValid,
@@ -58,6 +60,45 @@ export function validateBatchesForAppend(batches: Buffer, config: LogConfig): Ba
     if (!READABLE_COMPRESSION.has(compression)) throw new KavkaError('UNSUPPORTED_COMPRESSION_TYPE', `${where} uses compression codec ${compression}; this broker accepts none (0) and gzip (1)`);
     checkRecordsForAppend(batches.subarray(batch.position, batch.position + batch.size), header, where);
   }
+  return scan.batches;
+}
+
+/**
+ * Checks batches a follower fetched from its leader: framing and magic, the CRC-32C and known
+ * compression bits (the same errors a producer gets), then that the batches go up in offsets
+ * without overlapping (INVALID_RECORD) and never down in partitionLeaderEpoch
+ * (FENCED_LEADER_EPOCH). Not the producer-only rules: the leader stored these bytes already, and
+ * a follower that refused them (a smaller max.message.bytes since, compaction's offset gaps,
+ * control batches) could never catch up. Where they go in the log is checked in the log's queue.
+ */
+export function validateBatchesForFollowerAppend(batches: Buffer): BatchLocation[] {
+  if (batches.length === 0) throw new KavkaError('INVALID_RECORD', 'the follower append holds no record batch');
+  if (batches.length > INT32_MAX) throw new KavkaError('RECORD_LIST_TOO_LARGE', `a follower append of ${batches.length} bytes does not fit a segment`);
+  const scan = scanBatches(batches, { verifyCrc: true });
+  if (scan.stop.kind !== 'end') {
+    throw new KavkaError('CORRUPT_MESSAGE', `the batch at byte ${scan.stop.position} of the follower append is not a whole, valid RecordBatch v2: ${scan.stop.reason}`);
+  }
+  let previous: BatchLocation | undefined;
+  for (const batch of scan.batches) {
+    const { header } = batch;
+    const where = `the batch at byte ${batch.position} of the follower append`;
+    const compression = header.attributes & COMPRESSION_MASK;
+    if (compression > KNOWN_COMPRESSION_LIMIT) throw new KavkaError('CORRUPT_MESSAGE', `${where} has unknown compression bits ${compression}`);
+    if (previous !== undefined) {
+      const previousLast = previous.header.baseOffset + BigInt(previous.header.lastOffsetDelta);
+      if (header.baseOffset <= previousLast) {
+        throw new KavkaError('INVALID_RECORD', `${where} has base offset ${header.baseOffset}, not above the previous batch's last offset ${previousLast}: a leader's batches go up in offsets`);
+      }
+      if (header.partitionLeaderEpoch < previous.header.partitionLeaderEpoch) {
+        throw new KavkaError('FENCED_LEADER_EPOCH', `${where} has partition leader epoch ${header.partitionLeaderEpoch}, below the previous batch's ${previous.header.partitionLeaderEpoch}`);
+      }
+    }
+    previous = batch;
+  }
+  const first = scan.batches[0].header;
+  const last = scan.batches[scan.batches.length - 1].header;
+  const span = last.baseOffset + BigInt(last.lastOffsetDelta) - first.baseOffset;
+  if (span > BigInt(INT32_MAX)) throw new KavkaError('INVALID_RECORD', `the follower append spans ${span} offsets from ${first.baseOffset}, more than one segment can index`);
   return scan.batches;
 }
 

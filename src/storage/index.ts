@@ -2,7 +2,10 @@
 // retention and durability, and the log dir that holds them (DESIGN.md section 2).
 export {
   topicPartitionName,
+  UNDEFINED_EPOCH,
+  UNDEFINED_EPOCH_OFFSET,
   type AppendResult,
+  type EpochEndOffset,
   type FlushPolicy,
   type LogConfig,
   type LogDirState,
@@ -19,6 +22,7 @@ export { validateLogConfig } from './log-config.js';
 export { openLogManager } from './log-manager.js';
 export { openPartitionLog, type FilePartitionLog, type PartitionLogOptions } from './partition-log.js';
 export type { LogRecoveryReport } from './log-loader.js';
+export type { EpochEntry } from './leader-epoch-cache.js';
 export { LogDirHealth } from './log-dir-health.js';
 export { parsePartitionDirectoryName, isValidTopicName } from './partition-directory.js';
 export { nodeStorageFs, type FileStat, type OpenMode, type StorageFile, type StorageFs } from './storage-fs.js';

@@ -19,15 +19,22 @@
 //
 // Also: stray temp files of atomic writes are deleted, orphan index files are deleted, segments
 // wholly below the checkpointed log start offset are deleted (a crash between the checkpoint and
-// the deletion leaves them), and the clean-shutdown marker is removed (durably) before returning.
+// the deletion leaves them), the leader epoch cache is loaded and made to agree with the log
+// (leader-epoch-recovery.ts), and the clean-shutdown marker is removed (durably) before returning.
+//
+// Truncation (PartitionLog.truncateTo) may leave the last segment with index files written when
+// it was sealed, describing bytes since cut. They are never read: the last segment's indexes are
+// trusted only after a clean shutdown, whose close() wrote them again.
 import { join } from 'node:path';
-import { lastOffsetOf, readBatchHeader, BATCH_HEADER_SIZE } from '../codec/record-batch.js';
+import { lastOffsetOf, readBatchHeader, BATCH_HEADER_SIZE, type BatchHeader } from '../codec/record-batch.js';
 import type { Clock } from '../util/clock.js';
 import { KavkaError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { topicPartitionName, type LogConfig, type TopicPartition } from './api.js';
 import { TEMP_SUFFIX } from './atomic-file.js';
 import { cleanShutdownPath, readCleanShutdown, type CleanShutdownState } from './clean-shutdown-marker.js';
+import type { LeaderEpochCache } from './leader-epoch-cache.js';
+import { recoverLeaderEpochs } from './leader-epoch-recovery.js';
 import { readLogStartOffset } from './log-start-offset-checkpoint.js';
 import {
   INDEX_FILE_SUFFIX,
@@ -51,6 +58,10 @@ export interface LogRecoveryReport {
   bytesTruncated: number;
   /** Segments deleted at open because they lay wholly below the log start offset. */
   segmentsBelowLogStartDeleted: number;
+  /** The leader epoch checkpoint was missing, damaged or inconsistent with the log, and was rebuilt from batch headers. */
+  leaderEpochCacheRebuilt: boolean;
+  /** Leader epoch entries dropped because they started at or past the log end (a crash lost their batch). */
+  leaderEpochEntriesDropped: number;
 }
 
 export interface LoadedLog {
@@ -58,6 +69,8 @@ export interface LoadedLog {
   segments: LogSegment[];
   logStartOffset: bigint;
   logEndOffset: bigint;
+  /** Agrees with the log: no entry starts at or past the log end. */
+  leaderEpochs: LeaderEpochCache;
   report: LogRecoveryReport;
 }
 
@@ -87,7 +100,18 @@ class LogLoader {
   private readonly directory: string;
   private segments: LogSegment[] = [];
   private directoryChanged = false;
-  private readonly report: LogRecoveryReport = { created: false, cleanShutdown: false, segments: 0, indexesRebuilt: 0, bytesTruncated: 0, segmentsBelowLogStartDeleted: 0 };
+  /** The last valid batch the scan of the active segment visited (its tail after a clean shutdown, all of it after a crash). */
+  private lastActiveBatch: { segment: LogSegment; header: BatchHeader } | undefined;
+  private readonly report: LogRecoveryReport = {
+    created: false,
+    cleanShutdown: false,
+    segments: 0,
+    indexesRebuilt: 0,
+    bytesTruncated: 0,
+    segmentsBelowLogStartDeleted: 0,
+    leaderEpochCacheRebuilt: false,
+    leaderEpochEntriesDropped: 0,
+  };
 
   constructor(private readonly options: LoadLogOptions) {
     this.fs = options.fs;
@@ -113,6 +137,11 @@ class LogLoader {
     let logStartOffset = checkpointed ?? this.segments[0].baseOffset;
     if (logStartOffset < this.segments[0].baseOffset) logStartOffset = this.segments[0].baseOffset;
     logEndOffset = await this.dropBelowLogStart(logStartOffset, logEndOffset);
+    const active = this.segments[this.segments.length - 1];
+    const lastBatch = this.lastActiveBatch?.segment === active && active.size > 0 ? this.lastActiveBatch.header : undefined;
+    const epochs = await recoverLeaderEpochs({ fs: this.fs, directory: this.directory, segments: this.segments, logStartOffset, logEndOffset, lastBatch, logger: this.options.logger });
+    this.report.leaderEpochCacheRebuilt = epochs.rebuilt;
+    this.report.leaderEpochEntriesDropped = epochs.entriesDropped;
     if (clean !== undefined) {
       // From here on a crash must be recovered as one: the marker goes before any append.
       await this.fs.unlink(cleanShutdownPath(this.directory));
@@ -120,7 +149,7 @@ class LogLoader {
     }
     if (this.directoryChanged) await this.fs.syncDirectory(this.directory);
     this.report.segments = this.segments.length;
-    return { segments: this.segments, logStartOffset, logEndOffset, report: this.report };
+    return { segments: this.segments, logStartOffset, logEndOffset, leaderEpochs: epochs.cache, report: this.report };
   }
 
   async closeAll(): Promise<void> {
@@ -209,6 +238,7 @@ class LogLoader {
           tailProblem = `the last index entry says offset ${entry.offset} at position ${entry.position}, the batch there ends at ${lastOffsetOf(batch.header)}`;
         }
         first = false;
+        this.lastActiveBatch = { segment, header: batch.header };
         if (batch.header.maxTimestamp > segment.maxTimestampSoFar) {
           segment.maxTimestampSoFar = batch.header.maxTimestamp;
           segment.offsetOfMaxTimestampSoFar = lastOffsetOf(batch.header);
@@ -232,7 +262,17 @@ class LogLoader {
   private async recoverActive(segment: LogSegment): Promise<bigint> {
     const fileSize = segment.size;
     segment.resetForRebuild();
-    const outcome = await segment.scan({ from: 0, fileSize, expectedFirstOffset: segment.baseOffset, offsetLimit: undefined, visit: this.rebuildVisitor(segment) });
+    const rebuild = this.rebuildVisitor(segment);
+    const outcome = await segment.scan({
+      from: 0,
+      fileSize,
+      expectedFirstOffset: segment.baseOffset,
+      offsetLimit: undefined,
+      visit: (batch) => {
+        rebuild(batch);
+        this.lastActiveBatch = { segment, header: batch.header };
+      },
+    });
     this.report.indexesRebuilt += 1;
     if (outcome.invalid !== undefined) {
       const bytesTruncated = fileSize - outcome.validEnd;

@@ -1,15 +1,23 @@
 // A partition's log on disk (Kafka's UnifiedLog + LocalLog): an ordered list of segments, the
 // last one active. Implements PartitionLog (api.ts).
 //
-// Concurrency: callers may overlap any calls. Appends, rolls, retention, flush and close run one
-// at a time through `queue`, in arrival order. Waiting for durability happens outside the queue,
-// so the next append writes while the previous one's fdatasync runs (group commit). Reads never
-// enter the queue: a read takes a snapshot (segment list, active segment size, log start and end)
-// synchronously and reads below it; segments deleted meanwhile keep their descriptor open until
-// no read is in flight.
+// Concurrency: callers may overlap any calls. Appends (as leader and as follower), rolls,
+// retention, truncation, epoch assignment, flush and close run one at a time through `queue`, in
+// arrival order. Waiting for durability happens outside the queue, so the next append writes
+// while the previous one's fdatasync runs (group commit). Reads never enter the queue: a read
+// takes a snapshot (segment list, active segment size, log start and end) synchronously and reads
+// below it; segments deleted meanwhile keep their descriptor open until no read is in flight, and
+// a truncation that cuts a segment file in place first waits for the reads that started before it
+// (`truncations` counts generations; each read is counted under the one it started in).
+//
+// Leader epochs: `epochs` (leader-epoch-cache.ts) is changed only in the queue and written to
+// `leader-epoch-checkpoint` after each change: before the batch that starts a new epoch is
+// written, and after the bytes a truncation removes are gone. So the file never lacks an entry
+// for a batch on disk; entries past the log end after a crash are dropped by the loader.
 //
 // Invariants:
-// - logStartOffset <= durableEndOffset <= logEndOffset; logStartOffset only moves up.
+// - logStartOffset <= durableEndOffset <= logEndOffset; logStartOffset only moves up, except
+//   that truncateFullyAndStartAt restarts the log anywhere.
 // - segments is never empty, ascending by base offset; only the last (active) one is written.
 // - A sealed segment's .log and indexes were fsynced before the next segment was created, so
 //   recovery after a crash scans only the active segment (log-loader.ts).
@@ -17,6 +25,8 @@
 //   completed: every byte a reader may see is written.
 // - Once the log dir is offline nothing is written or synced again; close() then only releases
 //   descriptors (no flush, no marker), so the next open recovers.
+// - No leader epoch entry starts past logEndOffset. One may start at it and cover no record yet:
+//   added by assignEpochStartOffset, or moved up to the start of a log left empty by retention.
 import { dirname } from 'node:path';
 import { decodeRecordBatch, effectiveTimestamp, lastOffsetOf } from '../codec/record-batch.js';
 import { assert, AssertionError } from '../util/assert.js';
@@ -26,6 +36,7 @@ import type { Logger } from '../util/logger.js';
 import {
   topicPartitionName,
   type AppendResult,
+  type EpochEndOffset,
   type LogConfig,
   type PartitionLog,
   type ReadOptions,
@@ -33,14 +44,16 @@ import {
   type TimestampOffset,
   type TopicPartition,
 } from './api.js';
-import { stampLeaderFields, stampLogAppendTime, validateBatchesForAppend } from './append-validation.js';
+import { stampLeaderFields, stampLogAppendTime, validateBatchesForAppend, validateBatchesForFollowerAppend } from './append-validation.js';
 import { writeCleanShutdown } from './clean-shutdown-marker.js';
 import { GroupCommit } from './group-commit.js';
+import type { EpochEntry, LeaderEpochCache } from './leader-epoch-cache.js';
+import { writeLeaderEpochCheckpoint } from './leader-epoch-checkpoint.js';
 import { INT32_MAX, validateLogConfig } from './log-config.js';
 import { LogDirHealth } from './log-dir-health.js';
-import { loadLog, type LogRecoveryReport } from './log-loader.js';
+import { loadLog, type LoadedLog, type LogRecoveryReport } from './log-loader.js';
 import { writeLogStartOffset } from './log-start-offset-checkpoint.js';
-import { LogSegment, type BatchLocation } from './segment.js';
+import { LogSegment, type BatchLocation, type SegmentCut } from './segment.js';
 import { isNotFound, nodeStorageFs, type StorageFs } from './storage-fs.js';
 import { SerialQueue } from './serial-queue.js';
 
@@ -78,7 +91,7 @@ export async function openPartitionLog(options: PartitionLogOptions): Promise<Fi
       { ...loaded.report, logStartOffset: loaded.logStartOffset.toString(), logEndOffset: loaded.logEndOffset.toString() },
       openedLogMessage(loaded.report),
     );
-    return new FilePartitionLog(options, fs, logger, health, loaded.segments, loaded.logStartOffset, loaded.logEndOffset, loaded.report);
+    return new FilePartitionLog(options, fs, logger, health, loaded);
   } catch (error) {
     throw asStorageError(health, 'open', options.directory, error);
   }
@@ -103,6 +116,18 @@ interface Appended {
   waitForSync: boolean;
 }
 
+/** What the write step of an append needs, once offsets (and for a leader, stamps) are final. */
+interface PreparedWrite {
+  batches: Buffer;
+  /** The first batch's base offset (headers in `located` were read before a leader stamped offsets). */
+  baseOffset: bigint;
+  located: BatchLocation[];
+  lastOffsets: bigint[];
+  maxTimestamps: bigint[];
+  nowMs: number;
+  logAppendTimeMs: bigint;
+}
+
 export class FilePartitionLog implements PartitionLog {
   readonly topicPartition: TopicPartition;
   readonly directory: string;
@@ -124,6 +149,12 @@ export class FilePartitionLog implements PartitionLog {
   /** Deleted segments whose descriptors wait for the reads in flight. */
   private retired: LogSegment[] = [];
   private readsDrainedWaiters: (() => void)[] = [];
+  /** Truncations so far: the generation a read starting now belongs to. */
+  private truncations = 0;
+  /** Reads in flight by the generation they started in (entries with a count of 0 are removed). */
+  private readonly readsByGeneration = new Map<number, number>();
+  private generationWaiters: { generation: number; resolve: () => void }[] = [];
+  private readonly epochs: LeaderEpochCache;
   private readonly unsubscribeHealth: () => void;
 
   constructor(
@@ -131,11 +162,9 @@ export class FilePartitionLog implements PartitionLog {
     private readonly fs: StorageFs,
     private readonly logger: Logger,
     private readonly health: LogDirHealth,
-    segments: LogSegment[],
-    logStartOffset: bigint,
-    logEndOffset: bigint,
-    recovery: LogRecoveryReport,
+    loaded: LoadedLog,
   ) {
+    const { segments, logStartOffset, logEndOffset } = loaded;
     assert(segments.length > 0, 'a log has an active segment');
     assert(logStartOffset <= logEndOffset, `log start ${logStartOffset} <= log end ${logEndOffset}`);
     this.topicPartition = options.topicPartition;
@@ -147,7 +176,8 @@ export class FilePartitionLog implements PartitionLog {
     this.logStart = logStartOffset;
     this.logEnd = logEndOffset;
     this.totalBytes = segments.reduce((sum, segment) => sum + segment.size, 0);
-    this.recovery = recovery;
+    this.recovery = loaded.report;
+    this.epochs = loaded.leaderEpochs;
     // Everything on disk at open is durable: recovery fsynced what it truncated, and the rest was
     // fsynced before the crash or close (or counts as written by the OS policy, which it was).
     this.groupCommit = new GroupCommit(logEndOffset, {
@@ -214,10 +244,22 @@ export class FilePartitionLog implements PartitionLog {
     this.checkUsable('append to', false);
     const located = validateBatchesForAppend(batches, this.configValue);
     // The buffer is the caller's and is stamped in place (offsets, epoch): no copy on the hot path.
+    return this.appendQueued(() => this.appendAsLeaderLocked(batches, located, leaderEpoch));
+  }
+
+  /** See PartitionLog.appendAsFollower. The bytes are written as they are, never stamped. */
+  async appendAsFollower(batches: Buffer): Promise<AppendResult> {
+    this.checkUsable('append to', false);
+    const located = validateBatchesForFollowerAppend(batches);
+    return this.appendQueued(() => this.appendAsFollowerLocked(batches, located));
+  }
+
+  /** Runs an append's write step in the queue, then waits (outside it) for the flush policy. */
+  private async appendQueued(write: () => Promise<Appended>): Promise<AppendResult> {
     this.groupCommit.appendQueued();
     const appended = await this.queue.run(async () => {
       try {
-        return await this.appendLocked(batches, located, leaderEpoch);
+        return await write();
       } finally {
         this.groupCommit.appendDone();
       }
@@ -226,9 +268,13 @@ export class FilePartitionLog implements PartitionLog {
     return appended.result;
   }
 
-  /** In the queue: roll if needed, stamp, one write, bookkeeping. */
-  private async appendLocked(batches: Buffer, located: BatchLocation[], leaderEpoch: number): Promise<Appended> {
+  /** In the queue: check the epoch, roll if needed, stamp, record a new epoch, one write, bookkeeping. */
+  private async appendAsLeaderLocked(batches: Buffer, located: BatchLocation[], leaderEpoch: number): Promise<Appended> {
     this.checkUsable('append to', true);
+    const latestEpoch = this.epochs.latestEpoch();
+    if (latestEpoch !== undefined && leaderEpoch < latestEpoch) {
+      throw new KavkaError('FENCED_LEADER_EPOCH', `${this.name}: an append as leader of epoch ${leaderEpoch}, but the log already holds epoch ${latestEpoch}`);
+    }
     const config = this.configValue;
     const nowMs = this.clock.nowMs();
     let offsetCount = 0n;
@@ -236,21 +282,89 @@ export class FilePartitionLog implements PartitionLog {
     const baseOffset = this.logEnd;
     if (this.shouldRoll(batches.length, baseOffset + offsetCount - 1n, nowMs, config)) await this.roll(nowMs);
 
-    const active = this.activeSegment;
-    const appendTimeMs = config.messageTimestampType === 'LogAppendTime' ? BigInt(nowMs) : -1n;
+    const logAppendTimeMs = config.messageTimestampType === 'LogAppendTime' ? BigInt(nowMs) : -1n;
     const lastOffsets: bigint[] = [];
     const maxTimestamps: bigint[] = [];
     let nextOffset = baseOffset;
     for (const batch of located) {
       const bytes = batches.subarray(batch.position, batch.position + batch.size);
       stampLeaderFields(bytes, nextOffset, leaderEpoch);
-      if (appendTimeMs >= 0n) stampLogAppendTime(bytes, appendTimeMs);
+      if (logAppendTimeMs >= 0n) stampLogAppendTime(bytes, logAppendTimeMs);
       const lastOffset = nextOffset + BigInt(batch.header.lastOffsetDelta);
       lastOffsets.push(lastOffset);
-      maxTimestamps.push(appendTimeMs >= 0n ? appendTimeMs : batch.header.maxTimestamp);
+      maxTimestamps.push(logAppendTimeMs >= 0n ? logAppendTimeMs : batch.header.maxTimestamp);
       nextOffset = lastOffset + 1n;
     }
+    if (leaderEpoch >= 0 && leaderEpoch !== latestEpoch) await this.recordEpochStarts([{ epoch: leaderEpoch, startOffset: baseOffset }]);
+    return this.writeBatches({ batches, baseOffset, located, lastOffsets, maxTimestamps, nowMs, logAppendTimeMs });
+  }
 
+  /** In the queue: check where the batches go and their epochs, roll if needed, record new epochs, one write. */
+  private async appendAsFollowerLocked(batches: Buffer, located: BatchLocation[]): Promise<Appended> {
+    this.checkUsable('append to', true);
+    const first = located[0].header;
+    const lastOffsets = located.map((batch) => lastOffsetOf(batch.header));
+    this.checkFollowerPosition(first.baseOffset, lastOffsets[lastOffsets.length - 1]);
+    const latestEpoch = this.epochs.latestEpoch();
+    if (latestEpoch !== undefined && first.partitionLeaderEpoch < latestEpoch) {
+      throw new KavkaError(
+        'FENCED_LEADER_EPOCH',
+        `${this.name}: the follower append at offset ${first.baseOffset} carries leader epoch ${first.partitionLeaderEpoch}, below this log's latest epoch ${latestEpoch}; truncate to the divergence point first`,
+      );
+    }
+    const config = this.configValue;
+    const nowMs = this.clock.nowMs();
+    if (this.shouldRoll(batches.length, lastOffsets[lastOffsets.length - 1], nowMs, config)) await this.roll(nowMs);
+    const starts: { epoch: number; startOffset: bigint }[] = [];
+    let latest = latestEpoch;
+    for (const { header } of located) {
+      if (header.partitionLeaderEpoch >= 0 && (latest === undefined || header.partitionLeaderEpoch > latest)) {
+        starts.push({ epoch: header.partitionLeaderEpoch, startOffset: header.baseOffset });
+        latest = header.partitionLeaderEpoch;
+      }
+    }
+    if (starts.length > 0) await this.recordEpochStarts(starts);
+    const maxTimestamps = located.map((batch) => batch.header.maxTimestamp);
+    return this.writeBatches({ batches, baseOffset: first.baseOffset, located, lastOffsets, maxTimestamps, nowMs, logAppendTimeMs: -1n });
+  }
+
+  /** A follower's first batch starts at the log end; past it only while the log is empty (see PartitionLog.appendAsFollower). */
+  private checkFollowerPosition(baseOffset: bigint, lastOffset: bigint): void {
+    const logEnd = this.logEnd;
+    if (baseOffset === logEnd) return;
+    const empty = this.logStart === logEnd;
+    // An empty log never rolls, so the batches must fit its active segment's offset range.
+    if (baseOffset > logEnd && empty && lastOffset - this.activeSegment.baseOffset <= BigInt(INT32_MAX)) return;
+    let why: string;
+    if (baseOffset < logEnd) why = 'it overlaps records this log holds: truncate to the divergence point first';
+    else if (!empty) why = `that leaves a gap after the log end (only an empty log, e.g. after truncateFullyAndStartAt, may start later)`;
+    else why = `that is too far past the empty active segment's base offset ${this.activeSegment.baseOffset}: use truncateFullyAndStartAt(${baseOffset})`;
+    throw new KavkaError('OFFSET_OUT_OF_RANGE', `${this.name}: the follower append starts at offset ${baseOffset} but the log end offset is ${logEnd}; ${why}`);
+  }
+
+  /** In the queue, before the batches starting them are written: adds epoch entries and writes the checkpoint. */
+  private async recordEpochStarts(starts: readonly { epoch: number; startOffset: bigint }[]): Promise<void> {
+    for (const { epoch, startOffset } of starts) {
+      const replaced = this.epochs.assign(epoch, startOffset);
+      const fields = { epoch, startOffset: startOffset.toString(), replacedEpoch: replaced?.epoch ?? null };
+      this.logger.info(fields, replaced === undefined ? 'new leader epoch' : 'new leader epoch, replacing one that wrote no record');
+    }
+    await this.persistEpochs();
+  }
+
+  private async persistEpochs(): Promise<void> {
+    try {
+      await writeLeaderEpochCheckpoint(this.fs, this.directory, this.epochs.entries());
+    } catch (error) {
+      throw asStorageError(this.health, 'write leader epoch checkpoint', this.directory, error);
+    }
+  }
+
+  /** In the queue, offsets final: one write to the active segment, then (synchronously) the bookkeeping readers rely on. */
+  private async writeBatches(write: PreparedWrite): Promise<Appended> {
+    const { batches, baseOffset, located, lastOffsets, maxTimestamps, nowMs } = write;
+    const config = this.configValue;
+    const active = this.activeSegment;
     const position = active.size;
     try {
       await active.file.write(batches, position);
@@ -263,6 +377,7 @@ export class FilePartitionLog implements PartitionLog {
       active.recordBatch(position + located[i].position, located[i].size, lastOffsets[i], maxTimestamps[i], config.indexIntervalBytes);
     }
     active.lastModifiedMs = nowMs;
+    const nextOffset = lastOffsets[lastOffsets.length - 1] + 1n;
     this.logEnd = nextOffset;
     this.totalBytes += batches.length;
     this.groupCommit.noteWritten(nextOffset);
@@ -270,7 +385,7 @@ export class FilePartitionLog implements PartitionLog {
     let recordCount = 0;
     for (const batch of located) recordCount += batch.header.recordsCount;
     return {
-      result: { baseOffset, lastOffset: nextOffset - 1n, logAppendTimeMs: appendTimeMs, logStartOffset: this.logStart, recordCount, sizeBytes: batches.length },
+      result: { baseOffset, lastOffset: nextOffset - 1n, logAppendTimeMs: write.logAppendTimeMs, logStartOffset: this.logStart, recordCount, sizeBytes: batches.length },
       waitForSync: config.flushPolicy === 'batch',
     };
   }
@@ -403,16 +518,49 @@ export class FilePartitionLog implements PartitionLog {
     });
   }
 
-  /** Counts the read in flight (so deleted segments stay open under it) and turns I/O errors into an offline dir. */
+  /**
+   * Counts the read in flight (so deleted segments stay open under it, and a truncation waits for
+   * it before cutting a file it may read) and turns I/O errors into an offline dir. Called
+   * synchronously right after the caller took its snapshot.
+   */
   private async withRead<T>(operation: string, body: () => Promise<T>): Promise<T> {
+    const generation = this.truncations;
     this.readsInFlight += 1;
+    this.readsByGeneration.set(generation, (this.readsByGeneration.get(generation) ?? 0) + 1);
     try {
       return await body();
     } catch (error) {
       throw asStorageError(this.health, operation, this.directory, error);
     } finally {
       this.readsInFlight -= 1;
+      const left = (this.readsByGeneration.get(generation) ?? 0) - 1;
+      if (left > 0) {
+        this.readsByGeneration.set(generation, left);
+      } else {
+        this.readsByGeneration.delete(generation);
+        this.wakeGenerationWaiters();
+      }
       if (this.readsInFlight === 0) this.onReadsDrained();
+    }
+  }
+
+  /** Resolves once no read that started in a generation below `generation` is in flight. */
+  private readsStartedBefore(generation: number): Promise<void> {
+    if (!this.hasReadsBefore(generation)) return Promise.resolve();
+    return new Promise<void>((resolve) => this.generationWaiters.push({ generation, resolve }));
+  }
+
+  private hasReadsBefore(generation: number): boolean {
+    for (const started of this.readsByGeneration.keys()) if (started < generation) return true;
+    return false;
+  }
+
+  private wakeGenerationWaiters(): void {
+    const waiting = this.generationWaiters;
+    this.generationWaiters = [];
+    for (const waiter of waiting) {
+      if (this.hasReadsBefore(waiter.generation)) this.generationWaiters.push(waiter);
+      else waiter.resolve();
     }
   }
 
@@ -472,6 +620,7 @@ export class FilePartitionLog implements PartitionLog {
       const deleted = segments.slice(0, count);
       this.segments = segments.slice(count);
       this.logStart = newLogStart;
+      const epochsMoved = this.epochs.truncateFromStart(newLogStart);
       for (const segment of deleted) this.totalBytes -= segment.size;
       try {
         for (const segment of deleted) await this.deleteSegmentFiles(segment);
@@ -479,6 +628,8 @@ export class FilePartitionLog implements PartitionLog {
       } catch (error) {
         throw asStorageError(this.health, 'delete segment', this.directory, error);
       }
+      // After the deletion: a crash before this leaves entries below the start, which the loader trims the same way.
+      if (epochsMoved) await this.persistEpochs();
       this.logger.info({ segmentsDeleted: count, logStartOffset: newLogStart.toString(), sizeBytes: this.totalBytes }, 'retention deleted segments');
       return count;
     });
@@ -511,6 +662,12 @@ export class FilePartitionLog implements PartitionLog {
 
   /** Unlinks a deleted segment's files; its descriptor closes now, or after the reads in flight. */
   private async deleteSegmentFiles(segment: LogSegment): Promise<void> {
+    await this.unlinkSegmentFiles(segment);
+    await this.releaseSegment(segment);
+  }
+
+  /** The .log first: once it is gone the loader deletes orphan indexes. */
+  private async unlinkSegmentFiles(segment: LogSegment): Promise<void> {
     for (const path of [segment.logPath, segment.indexPath, segment.timeIndexPath]) {
       try {
         await this.fs.unlink(path);
@@ -518,10 +675,169 @@ export class FilePartitionLog implements PartitionLog {
         if (!isNotFound(error)) throw error;
       }
     }
+  }
+
+  /** Closes the descriptor of a segment no longer in the log now, or after the reads in flight. */
+  private async releaseSegment(segment: LogSegment): Promise<void> {
     // A group-commit sync may still run on the descriptor of a segment that was active a moment ago.
     await this.groupCommit.idle();
     if (this.readsInFlight === 0) await segment.close();
     else this.retired.push(segment);
+  }
+
+  // ------------------------------------------------------------------------------ leader epochs
+
+  latestEpoch(): number | undefined {
+    return this.epochs.latestEpoch();
+  }
+
+  /** See PartitionLog.endOffsetForEpoch. KAFKA_STORAGE_ERROR when the log cannot serve (offline, closed). */
+  endOffsetForEpoch(epoch: number): EpochEndOffset {
+    this.checkUsable('answer OffsetsForLeaderEpoch from', false);
+    return this.epochs.endOffsetFor(epoch, this.logEnd);
+  }
+
+  epochForOffset(offset: bigint): number | undefined {
+    return this.epochs.epochForOffset(offset);
+  }
+
+  /** The leader epoch cache, oldest first (for tests and tools). */
+  get leaderEpochEntries(): EpochEntry[] {
+    return this.epochs.entries();
+  }
+
+  async assignEpochStartOffset(leaderEpoch: number): Promise<void> {
+    assert(Number.isInteger(leaderEpoch) && leaderEpoch >= 0 && leaderEpoch <= INT32_MAX, `leader epoch ${leaderEpoch} is an int32 >= 0`);
+    this.checkUsable('assign a leader epoch to', false);
+    return this.queue.run(async () => {
+      this.checkUsable('assign a leader epoch to', true);
+      const latest = this.epochs.latestEpoch();
+      if (latest === leaderEpoch) return;
+      if (latest !== undefined && leaderEpoch < latest) {
+        throw new KavkaError('FENCED_LEADER_EPOCH', `${this.name}: cannot start leader epoch ${leaderEpoch}, the log already holds epoch ${latest}`);
+      }
+      await this.recordEpochStarts([{ epoch: leaderEpoch, startOffset: this.logEnd }]);
+    });
+  }
+
+  // ------------------------------------------------------------------------------ truncation
+
+  /**
+   * See PartitionLog.truncateTo. In the queue: plan the cut (reads headers), then switch the
+   * in-memory state at once (new reads see the truncated log), delete the segments above from the
+   * newest down with a directory fsync after each (a crash leaves a prefix of the log, never a
+   * hole), wait for the reads that started before, cut and fdatasync the segment file, and last
+   * write the epoch checkpoint (a crash before leaves entries past the log end: the loader drops them).
+   */
+  async truncateTo(offset: bigint): Promise<bigint> {
+    this.checkUsable('truncate', false);
+    return this.queue.run(async () => {
+      this.checkUsable('truncate', true);
+      assert(offset >= this.logStart, `${this.name}: truncation to ${offset} stays at or above the log start ${this.logStart} (below it, use truncateFullyAndStartAt)`);
+      if (offset >= this.logEnd) {
+        const dropped = this.epochs.truncateFromEnd(this.logEnd);
+        if (dropped.length > 0) await this.persistEpochs();
+        return this.logEnd;
+      }
+      const segments = this.segments;
+      const index = segmentIndexFor(segments, offset);
+      const segment = segments[index];
+      let cut: SegmentCut;
+      try {
+        cut = await segment.planCut(offset, segment.size);
+      } catch (error) {
+        throw asStorageError(this.health, 'truncate', segment.logPath, error);
+      }
+      assert(cut.endOffset >= this.logStart, `${this.name}: truncation to ${offset} ends the log at ${cut.endOffset}, at or above its start ${this.logStart}`);
+      const oldEnd = this.logEnd;
+      const removed = segments.slice(index + 1);
+      const bytesRemoved = segment.size - cut.position + removed.reduce((sum, s) => sum + s.size, 0);
+      // Synchronously: every read from here on sees the truncated log.
+      this.segments = segments.slice(0, index + 1);
+      segment.applyCut(offset, cut, this.clock.nowMs());
+      this.logEnd = cut.endOffset;
+      this.totalBytes -= bytesRemoved;
+      this.groupCommit.truncate(cut.endOffset, this.truncatedError(cut.endOffset));
+      const epochsDropped = this.epochs.truncateFromEnd(cut.endOffset);
+      this.truncations += 1;
+      try {
+        for (const doomed of [...removed].reverse()) {
+          await this.unlinkSegmentFiles(doomed);
+          await this.fs.syncDirectory(this.directory);
+        }
+        for (const doomed of removed) await this.releaseSegment(doomed);
+        await this.readsStartedBefore(this.truncations);
+        await segment.file.truncate(cut.position);
+        await segment.file.datasync();
+      } catch (error) {
+        throw asStorageError(this.health, 'truncate', segment.logPath, error);
+      }
+      this.groupCommit.markDurable(cut.endOffset);
+      if (epochsDropped.length > 0) await this.persistEpochs();
+      this.logger.info(
+        {
+          requestedOffset: offset.toString(),
+          previousLogEndOffset: oldEnd.toString(),
+          logEndOffset: cut.endOffset.toString(),
+          segmentsDeleted: removed.length,
+          bytesRemoved,
+          leaderEpochsDropped: epochsDropped.map((entry) => entry.epoch),
+        },
+        cut.endOffset === offset ? 'truncated the log' : `truncated the log to ${cut.endOffset}, the batch boundary at or below ${offset}`,
+      );
+      return cut.endOffset;
+    });
+  }
+
+  /**
+   * See PartitionLog.truncateFullyAndStartAt. In the queue: clear the epoch checkpoint, delete
+   * every segment from the newest down (a crash leaves a prefix of the old log), write the log
+   * start checkpoint, create the new segment, then switch the in-memory state. Reads that started
+   * before finish on the old segments' open descriptors.
+   */
+  async truncateFullyAndStartAt(offset: bigint): Promise<void> {
+    assert(offset >= 0n, `${this.name}: a log cannot start at ${offset}`);
+    this.checkUsable('truncate', false);
+    return this.queue.run(async () => {
+      this.checkUsable('truncate', true);
+      const old = this.segments;
+      const oldStart = this.logStart;
+      const oldEnd = this.logEnd;
+      let next: LogSegment;
+      try {
+        await writeLeaderEpochCheckpoint(this.fs, this.directory, []);
+        for (const doomed of [...old].reverse()) {
+          await this.unlinkSegmentFiles(doomed);
+          await this.fs.syncDirectory(this.directory);
+        }
+        await writeLogStartOffset(this.fs, this.directory, this.topicPartition, offset);
+        next = await LogSegment.create(this.fs, this.directory, offset, this.clock.nowMs());
+        await this.fs.syncDirectory(this.directory);
+      } catch (error) {
+        throw asStorageError(this.health, 'truncate fully', this.directory, error);
+      }
+      this.segments = [next];
+      this.logStart = offset;
+      this.logEnd = offset;
+      this.totalBytes = 0;
+      this.epochs.clear();
+      this.groupCommit.restart(offset, this.truncatedError(offset));
+      this.truncations += 1;
+      try {
+        for (const doomed of old) await this.releaseSegment(doomed);
+      } catch (error) {
+        throw asStorageError(this.health, 'close a deleted segment', this.directory, error);
+      }
+      this.logger.info(
+        { logStartOffset: offset.toString(), previousLogStartOffset: oldStart.toString(), previousLogEndOffset: oldEnd.toString(), segmentsDeleted: old.length },
+        'truncated the log fully; it restarts empty',
+      );
+    });
+  }
+
+  /** What an append waiting for durability gets when a truncation removed its records first. */
+  private truncatedError(end: bigint): KavkaError {
+    return new KavkaError('NOT_LEADER_OR_FOLLOWER', `${this.name}: the log was truncated to ${end} before these records became durable`);
   }
 
   // ------------------------------------------------------------------------------ flush and close
