@@ -13,7 +13,7 @@ execFileSync(
     'proto-loader-gen-types',
     '--longs=String', '--enums=String', '--defaults', '--oneofs', '--includeComments',
     '--grpcLib=@grpc/grpc-js', '-I', 'proto', '-O', out,
-    'kavka/v1/kavka.proto', 'kavka/v1/raft.proto', 'kavka/v1/controller.proto', 'google/rpc/status.proto',
+    'kavka/v1/kavka.proto', 'kavka/v1/raft.proto', 'kavka/v1/controller.proto', 'kavka/v1/replication.proto', 'google/rpc/status.proto',
   ],
   { stdio: 'inherit' },
 );

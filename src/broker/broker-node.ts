@@ -17,12 +17,12 @@ import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { buildBrokerConfig, type BrokerConfig } from '../config/index.js';
-import { QuorumController, TOPIC_CONFIG_KEYS } from '../controller/index.js';
+import { QuorumController, TOPIC_CONFIG_KEYS, failuresTolerated } from '../controller/index.js';
 import { GrpcRaftTransport, LevelRaftStorage, RaftNode } from '../raft/index.js';
 import { KavkaError } from '../util/errors.js';
 import { ReplicaManager } from '../replication/index.js';
 import { openLogManager, topicPartitionName, type LogConfig, type LogManager, type StorageFs } from '../storage/index.js';
-import { AdminHttpServer, BrokerMetrics, ControllerChannel, GrpcServers, topicDefaults, type BoundListener, type Readiness } from '../server/index.js';
+import { AdminHttpServer, BrokerMetrics, ControllerChannel, GrpcServers, ProducerIdManager, ReplicationClient, topicDefaults, type BoundListener, type Readiness } from '../server/index.js';
 import { BrokerLifecycle } from './broker-lifecycle.js';
 
 export interface StartBrokerOptions {
@@ -117,6 +117,12 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
     const registered = started.controller?.image.brokers.get(id)?.endpoints.get(config.controllerListener);
     return config.peerAddressOverrides.get(id) ?? voterAddresses.get(id) ?? (registered === undefined ? undefined : `${registered.host}:${registered.port}`);
   };
+  // Where to dial a broker's inter-broker listener (replication): an override, else its endpoint.
+  const interBrokerListener = config.get('inter.broker.listener.name').toUpperCase();
+  const brokerAddressOf = (id: number): string | undefined => {
+    const registered = started.controller?.image.brokers.get(id)?.endpoints.get(interBrokerListener);
+    return config.peerAddressOverrides.get(id) ?? (registered === undefined ? undefined : `${registered.host}:${registered.port}`);
+  };
 
   const timing = raftTiming(config.get('controller.quorum.election.timeout.ms'));
   const transport = new GrpcRaftTransport({
@@ -192,6 +198,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
     logger: logger.child({ component: 'controller-channel' }),
     requestTimeoutMs: 10_000,
   });
+  const replicationClient = new ReplicationClient({ clusterId: config.clusterId, addressOf: brokerAddressOf });
   const replicaManager = new ReplicaManager({
     nodeId,
     logManager,
@@ -206,12 +213,26 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
       await controller.waitForOffset(Number(response.metadataOffset), 10_000);
       await replicaManager.applyImage(controller.image);
     },
+    replication: {
+      transport: (leaderId, request, signal) => replicationClient.fetch(leaderId, request, signal),
+      replicaLagTimeMaxMs: config.get('replica.lag.time.max.ms'),
+      fetchMaxWaitMs: config.get('replica.fetch.wait.max.ms'),
+      fetchMinBytes: config.get('replica.fetch.min.bytes'),
+      partitionMaxBytes: config.get('replica.fetch.max.bytes'),
+      responseMaxBytes: config.get('replica.fetch.response.max.bytes'),
+      fetchBackoffMs: config.get('replica.fetch.backoff.ms'),
+    },
     clock,
     logger: logger.child({ component: 'replica-manager' }),
   });
 
-  const metrics = new BrokerMetrics(nodeId, () => replicaManager, () => logManager.state.kind === 'offline');
-  const servers = new GrpcServers({ nodeId, config, controller, controllerChannel: channel, replicaManager, metrics, clock, logger: logger.child({ component: 'server' }) }, transport.serviceHandlers(), () => transport.endInbound());
+  const metrics = new BrokerMetrics(
+    nodeId,
+    () => replicaManager,
+    () => logManager.state.kind === 'offline',
+    (p) => failuresTolerated(controller.image, p.image, p.minInsyncReplicas, controller.voters()),
+  );
+  const servers = new GrpcServers({ nodeId, config, controller, controllerChannel: channel, producerIds: new ProducerIdManager(nodeId, channel), replicaManager, metrics, clock, logger: logger.child({ component: 'server' }) }, transport.serviceHandlers(), () => transport.endInbound());
   const admin = new AdminHttpServer(metrics.registry, () => readiness);
   let retentionCancel: (() => void) | undefined;
   let unsubscribeImage: () => void = () => undefined;
@@ -260,6 +281,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
     unsubscribePeers();
     await servers.close(graceMs);
     await replicaManager.close();
+    replicationClient.close();
     await logManager.close();
     channel.close();
     await controller.close();

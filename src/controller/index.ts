@@ -42,3 +42,4 @@ export {
   type BrokerHeartbeatRequest,
   type BrokerHeartbeatResponse,
 } from './broker-liveness.js';
+export { failuresTolerated, type FailuresTolerated } from './availability.js';

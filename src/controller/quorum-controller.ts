@@ -44,6 +44,9 @@ import { BrokerHeartbeatTracker, fenceStaleBrokers, handleHeartbeat, withLeaders
 import { alterPartition, electPreferredLeaders, type AlterPartitionRequest, type AlterPartitionResponse, type LeadershipOptions } from './partition-leadership.js';
 import { decodeMetadataBatch, decodeMetadataSnapshot, encodeMetadataBatch, encodeMetadataSnapshot } from './metadata-codec.js';
 
+/** Producer ids per block a broker gets (Kafka's is 1000). */
+export const PRODUCER_ID_BLOCK_SIZE = 1000;
+
 export interface QuorumControllerOptions {
   nodeId: number;
   /** Opened, not started: the controller installs its apply handler, then starts it. */
@@ -138,6 +141,11 @@ export class QuorumController {
 
   get isActive(): boolean {
     return this.activeTerm !== undefined && this.activeTerm === this.options.raft.term && this.options.raft.isLeader;
+  }
+
+  /** The controller voters in the current (latest appended) quorum configuration. */
+  voters(): readonly number[] {
+    return this.options.raft.status().config.voters;
   }
 
   /** True when the node is a voter in the current (latest appended) quorum configuration. */
@@ -258,10 +266,32 @@ export class QuorumController {
     const decided = await this.decide<never>((image) => {
       const result = alterPartition(image, request);
       response = result.response;
-      return { records: result.records, results: [] };
+      let records: MetadataRecord[] = result.records;
+      // The preferred replica back in the ISR leads again at once (auto.leader.rebalance.enable).
+      if (this.options.autoLeaderRebalance && records.length > 0) {
+        const after = records.reduce((img, r) => img.replay(r), image);
+        const moves = electPreferredLeaders(after).filter((r) => r.topic === request.topic && r.partition === request.partition);
+        records = [...records, ...moves];
+      }
+      return { records, results: [] };
     }, false);
     if (response === undefined) throw new KavkaError('UNKNOWN_SERVER_ERROR', 'AlterPartition produced no response');
     return { ...response, metadataOffset: decided.metadataOffset };
+  }
+
+  /**
+   * Hands a broker the next block of producer ids (KIP-730). The block is committed before it is
+   * returned, so a controller failover never hands out the same ids again.
+   */
+  async allocateProducerIds(brokerId: number): Promise<{ start: bigint; length: number }> {
+    let start = 0;
+    await this.decide<never>((image) => {
+      start = image.nextProducerId;
+      const next = start + PRODUCER_ID_BLOCK_SIZE;
+      if (!Number.isSafeInteger(next)) throw new KavkaError('UNKNOWN_SERVER_ERROR', 'producer ids are exhausted');
+      return { records: [{ type: 'ProducerIds', brokerId, nextProducerId: next }], results: [] };
+    }, false);
+    return { start: BigInt(start), length: PRODUCER_ID_BLOCK_SIZE };
   }
 
   /** The quorum as the active controller sees it (KIP-595 DescribeQuorum). */

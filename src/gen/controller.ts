@@ -14,6 +14,8 @@ export interface ProtoGrpcType {
     v1: {
       AddRaftVoterRequest: MessageTypeDefinition
       AddRaftVoterResponse: MessageTypeDefinition
+      AllocateProducerIdsRequest: MessageTypeDefinition
+      AllocateProducerIdsResponse: MessageTypeDefinition
       AlterConfigOp: EnumTypeDefinition
       AlterConfigsRequest: MessageTypeDefinition
       AlterConfigsResource: MessageTypeDefinition
@@ -68,6 +70,8 @@ export interface ProtoGrpcType {
       FetchResponse: MessageTypeDefinition
       FetchTopic: MessageTypeDefinition
       FetchTopicResponse: MessageTypeDefinition
+      InitProducerIdRequest: MessageTypeDefinition
+      InitProducerIdResponse: MessageTypeDefinition
       /**
        * The client API of a Kavka broker (the CLIENT listener).
        * 

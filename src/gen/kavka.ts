@@ -47,6 +47,8 @@ export interface ProtoGrpcType {
       FetchResponse: MessageTypeDefinition
       FetchTopic: MessageTypeDefinition
       FetchTopicResponse: MessageTypeDefinition
+      InitProducerIdRequest: MessageTypeDefinition
+      InitProducerIdResponse: MessageTypeDefinition
       /**
        * The client API of a Kavka broker (the CLIENT listener).
        * 

@@ -7,6 +7,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import * as grpc from '@grpc/grpc-js';
 import type { ProtoGrpcType } from '../gen/kavka.js';
 import type { ProtoGrpcType as ControllerProtoGrpcType } from '../gen/controller.js';
+import type { ProtoGrpcType as ReplicationProtoGrpcType } from '../gen/replication.js';
 
 export const PROTO_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'proto');
 export const KAVKA_PROTO_FILES = ['kavka/v1/kavka.proto'];
@@ -37,4 +38,11 @@ export function loadControllerPackageDefinition(): protoLoader.PackageDefinition
 
 export function loadControllerGrpc(definition = loadControllerPackageDefinition()): ControllerProtoGrpcType {
   return grpc.loadPackageDefinition(definition) as unknown as ControllerProtoGrpcType;
+}
+
+/** The Replication service's file (kavka.v1.Replication, between brokers). */
+export const REPLICATION_PROTO_FILES = ['kavka/v1/replication.proto'];
+
+export function loadReplicationGrpc(): ReplicationProtoGrpcType {
+  return grpc.loadPackageDefinition(protoLoader.loadSync(REPLICATION_PROTO_FILES, PROTO_LOADER_OPTIONS)) as unknown as ReplicationProtoGrpcType;
 }

@@ -8,5 +8,15 @@ export {
   type FetchPartitionResult,
   type FetchOptions,
   type ReplicaManagerOptions,
+  type ReplicationOptions,
 } from './replica-manager.js';
+export {
+  ReplicaFetcherManager,
+  truncationOffset,
+  type ReplicaFetchRequest,
+  type ReplicaFetchPartitionRequest,
+  type ReplicaFetchPartitionResult,
+  type ReplicaFetchTransport,
+  type EpochEndOffset,
+} from './replica-fetcher.js';
 export { PartitionState } from './partition-state.js';

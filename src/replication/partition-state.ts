@@ -1,10 +1,39 @@
-// A partition this node holds a replica of: its log and the latest metadata about it. In this
-// version every partition has one replica, so the leader's high watermark is its durable log end;
-// the replication step adds followers, the ISR and HW = min over the ISR.
+// A partition this node holds a replica of: its log, the latest metadata about it, and the
+// replication state of its role.
+//
+// As leader it tracks each follower's log end (learned from the fetch offsets of its
+// ReplicaFetch requests) and when the follower was last caught up, and computes the high
+// watermark: the smallest log end over the ISR, where the leader's own counts only once fsynced
+// (durableEndOffset), so an offset below the HW is on stable storage of every ISR member.
+// As follower it takes the HW from the leader's fetch responses (capped by its own log end).
+//
+// Called from the replica manager, the fetcher and gRPC handlers on the event loop; no method
+// awaits, so each runs to completion.
+import { assert } from '../util/assert.js';
 import type { PartitionLog, TopicPartition } from '../storage/index.js';
 import type { PartitionImage } from '../controller/index.js';
 
+export interface FollowerState {
+  /** The follower's log end as its last fetch showed it; -1 until it has fetched in this leader epoch. */
+  logEndOffset: bigint;
+  logStartOffset: bigint;
+  /** When its log end last reached the leader's (Kafka's lastCaughtUpTimeMs). */
+  lastCaughtUpTimeMs: number;
+  lastFetchTimeMs: number;
+  /** The leader's log end at the follower's previous fetch. */
+  leaderEndOffsetAtLastFetch: bigint;
+}
+
 export class PartitionState {
+  private hw: bigint;
+  /** Set while this node leads the partition: the followers, by broker id. */
+  readonly followers = new Map<number, FollowerState>();
+  /** The leader epoch this node leads in, or undefined when it follows. */
+  leaderEpochLed: number | undefined;
+  /** This node's log end when it became leader in the current epoch. */
+  leaderEpochStartOffset = 0n;
+  private readonly hwListeners = new Set<() => void>();
+
   constructor(
     readonly topicPartition: TopicPartition,
     /** The topic incarnation this replica belongs to; a re-created topic has a new id. */
@@ -12,14 +41,105 @@ export class PartitionState {
     readonly log: PartitionLog,
     public image: PartitionImage,
     public minInsyncReplicas: number,
-  ) {}
+  ) {
+    // Nothing is known committed yet; a leader learns it from its ISR, a follower from its leader.
+    this.hw = log.logStartOffset;
+  }
 
   /**
-   * Offsets below this are committed: consumers see them. With one replica it is the durable log
-   * end. Invariant: logStartOffset <= highWatermark <= logEndOffset. Never moves backward while
-   * this node leads.
+   * Offsets below this are committed: consumers see them. Invariant: logStartOffset <= HW <=
+   * logEndOffset, and on the leader HW <= durableEndOffset. Never moves backward while this node
+   * leads.
    */
   get highWatermark(): bigint {
-    return this.log.durableEndOffset;
+    const start = this.log.logStartOffset;
+    return this.hw < start ? start : this.hw;
+  }
+
+  get isLeader(): boolean {
+    return this.leaderEpochLed !== undefined;
+  }
+
+  /** Calls the listener whenever the high watermark moves. Returns the unsubscribe function. */
+  onHighWatermark(listener: () => void): () => void {
+    this.hwListeners.add(listener);
+    return () => this.hwListeners.delete(listener);
+  }
+
+  /**
+   * Starts leading in image.leaderEpoch. Followers start unknown; ISR members are counted as
+   * caught up now (Kafka does the same), so a slow one leaves the ISR only after the lag time.
+   */
+  becomeLeader(nodeId: number, nowMs: number): void {
+    this.leaderEpochLed = this.image.leaderEpoch;
+    this.leaderEpochStartOffset = this.log.logEndOffset;
+    this.followers.clear();
+    for (const id of this.image.replicas) {
+      if (id === nodeId) continue;
+      this.followers.set(id, { logEndOffset: -1n, logStartOffset: -1n, lastCaughtUpTimeMs: nowMs, lastFetchTimeMs: 0, leaderEndOffsetAtLastFetch: -1n });
+    }
+    // A new leader's log may end below the HW it learned as follower (never above what is
+    // committed: it was in the ISR); keep the HW within the log.
+    if (this.hw > this.log.logEndOffset) this.hw = this.log.logEndOffset;
+  }
+
+  becomeFollower(): void {
+    this.leaderEpochLed = undefined;
+    this.followers.clear();
+  }
+
+  /**
+   * Records a follower's fetch (leader only): its fetch offset is its log end. Kafka's rule for
+   * "caught up": the fetch reached the leader's log end now, or the leader's log end as of the
+   * follower's previous fetch (then it was caught up at that previous fetch).
+   */
+  recordFollowerFetch(replicaId: number, fetchOffset: bigint, logStartOffset: bigint, nowMs: number): FollowerState | undefined {
+    const follower = this.followers.get(replicaId);
+    if (follower === undefined) return undefined;
+    const leaderEnd = this.log.logEndOffset;
+    if (fetchOffset >= leaderEnd) follower.lastCaughtUpTimeMs = nowMs;
+    else if (follower.leaderEndOffsetAtLastFetch >= 0n && fetchOffset >= follower.leaderEndOffsetAtLastFetch) follower.lastCaughtUpTimeMs = Math.max(follower.lastCaughtUpTimeMs, follower.lastFetchTimeMs);
+    follower.logEndOffset = fetchOffset;
+    follower.logStartOffset = logStartOffset;
+    follower.leaderEndOffsetAtLastFetch = leaderEnd;
+    follower.lastFetchTimeMs = nowMs;
+    return follower;
+  }
+
+  /**
+   * Leader only: HW = min over the ISR of each member's log end (this node's durable end).
+   * A member whose log end is unknown holds the HW where it is. Returns true if it moved.
+   */
+  maybeAdvanceHighWatermark(nodeId: number): boolean {
+    if (!this.isLeader) return false;
+    let candidate = this.log.durableEndOffset;
+    for (const id of this.image.isr) {
+      if (id === nodeId) continue;
+      const follower = this.followers.get(id);
+      if (follower === undefined || follower.logEndOffset < 0n) return false;
+      if (follower.logEndOffset < candidate) candidate = follower.logEndOffset;
+    }
+    if (candidate <= this.hw) return false;
+    this.hw = candidate;
+    this.notifyHighWatermark();
+    return true;
+  }
+
+  /** Follower only: the leader's HW, capped by this replica's log end. */
+  setFollowerHighWatermark(leaderHighWatermark: bigint): void {
+    assert(!this.isLeader, 'a leader computes its own high watermark');
+    const next = leaderHighWatermark < this.log.logEndOffset ? leaderHighWatermark : this.log.logEndOffset;
+    if (next === this.hw) return;
+    this.hw = next;
+    this.notifyHighWatermark();
+  }
+
+  /** After truncation of a follower's log: the HW never exceeds the log end. */
+  clampHighWatermark(): void {
+    if (this.hw > this.log.logEndOffset) this.hw = this.log.logEndOffset;
+  }
+
+  private notifyHighWatermark(): void {
+    for (const listener of [...this.hwListeners]) listener();
   }
 }

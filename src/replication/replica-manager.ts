@@ -1,6 +1,9 @@
-// ReplicaManager: the partitions this node holds, their roles, produce (with acks) and fetch
-// (with long-poll). The server adapters call it; it calls storage. Called from many concurrent
-// gRPC handlers; each partition's appends are serialized inside its log.
+// ReplicaManager: the partitions this node holds and their roles (leader or follower, from the
+// metadata image), produce with acks, consumer fetch (long-poll, below the high watermark), and
+// replication: the leader side of ReplicaFetch (followers' log ends, the high watermark, ISR
+// shrink and expand through AlterPartition) and the follower side (ReplicaFetcherManager).
+// The server adapters call it; it calls storage. Called from many concurrent gRPC handlers; each
+// partition's appends are serialized inside its log.
 import { KavkaError, toKavkaError, type ErrorName } from '../util/errors.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
@@ -14,6 +17,13 @@ import {
 } from '../storage/index.js';
 import { validateTopicName, type AlterPartitionRequest, type MetadataImage, type TopicImage } from '../controller/index.js';
 import { PartitionState } from './partition-state.js';
+import {
+  ReplicaFetcherManager,
+  type ReplicaFetchPartitionRequest,
+  type ReplicaFetchPartitionResult,
+  type ReplicaFetchRequest,
+  type ReplicaFetchTransport,
+} from './replica-fetcher.js';
 
 export type Acks = -1 | 0 | 1;
 
@@ -28,8 +38,21 @@ export interface ReplicaManagerOptions {
    * change (or rejects with the controller's error). Absent: ISRs are never changed here.
    */
   alterIsr?: (request: AlterPartitionRequest) => Promise<void>;
+  /** Follower fetching; absent: this node never follows (a single-node setup in tests). */
+  replication?: ReplicationOptions;
   clock: Clock;
   logger: Logger;
+}
+
+export interface ReplicationOptions {
+  transport: ReplicaFetchTransport;
+  /** A follower not caught up for this long leaves the ISR (replica.lag.time.max.ms). */
+  replicaLagTimeMaxMs: number;
+  fetchMaxWaitMs: number;
+  fetchMinBytes: number;
+  partitionMaxBytes: number;
+  responseMaxBytes: number;
+  fetchBackoffMs: number;
 }
 
 export interface FetchPartitionRequest {
@@ -72,10 +95,29 @@ export class ReplicaManager {
   private readonly offline = new Map<string, string>();
   private image: MetadataImage | undefined;
   private applying: Promise<void> = Promise.resolve();
-  /** ISR shrinks in flight, by partition: concurrent produces wait for the same one. */
-  private readonly isrShrinks = new Map<string, Promise<void>>();
+  /** AlterPartition requests in flight, by partition: one at a time per partition. */
+  private readonly isrChanges = new Map<string, Promise<void>>();
+  private readonly fetchers: ReplicaFetcherManager | undefined;
+  private cancelIsrCheck: (() => void) | undefined;
+  private closed = false;
 
-  constructor(private readonly options: ReplicaManagerOptions) {}
+  constructor(private readonly options: ReplicaManagerOptions) {
+    const replication = options.replication;
+    if (replication !== undefined) {
+      this.fetchers = new ReplicaFetcherManager({
+        nodeId: options.nodeId,
+        transport: replication.transport,
+        clock: options.clock,
+        logger: options.logger.child({ component: 'replica-fetcher' }),
+        maxWaitMs: replication.fetchMaxWaitMs,
+        minBytes: replication.fetchMinBytes,
+        partitionMaxBytes: replication.partitionMaxBytes,
+        responseMaxBytes: replication.responseMaxBytes,
+        backoffMs: replication.fetchBackoffMs,
+      });
+      this.scheduleIsrCheck(Math.max(10, Math.floor(replication.replicaLagTimeMaxMs / 2)));
+    }
+  }
 
   /**
    * Brings local partitions in line with a metadata image: opens logs for partitions this node
@@ -131,49 +173,209 @@ export class ReplicaManager {
     return { leaderId: p?.leader ?? -1, leaderEpoch: p?.leaderEpoch ?? -1 };
   }
 
-  /** Appends batches as leader and waits as acks requires. */
+  /**
+   * Appends batches as leader and waits as acks requires: acks=1 once the leader's append is
+   * durable under its flush policy, acks=all once the high watermark has passed the batch (every
+   * ISR member has it on stable storage). acks=all fails with NOT_ENOUGH_REPLICAS when the ISR is
+   * smaller than min.insync.replicas before the append, and with NOT_ENOUGH_REPLICAS_AFTER_APPEND
+   * when it shrinks below it while waiting (the record may survive; the client retries).
+   */
   async appendRecords(tp: TopicPartition, batches: Buffer, acks: Acks): Promise<AppendResult> {
     // Metadata already delivered may still be opening partitions: serve only once it is applied,
     // so a node never refuses a partition that its own Metadata says it leads.
     await this.applying;
-    let state = this.leaderPartitionOrThrow(tp);
-    if (this.options.alterIsr !== undefined && !(state.image.isr.length === 1 && state.image.isr[0] === this.options.nodeId)) {
-      // Followers do not copy data yet, so no other replica can stay in sync once this write
-      // lands: the ISR shrinks to the leader first, and leadership can never move to a replica
-      // that lacks acknowledged records.
-      await this.shrinkIsrToLeader(state);
-      state = this.leaderPartitionOrThrow(tp);
-    }
-    if (acks === -1) {
-      const isrSize = state.image.isr.length;
-      if (isrSize < state.minInsyncReplicas) {
-        throw new KavkaError('NOT_ENOUGH_REPLICAS', `${topicPartitionName(tp)} has ${isrSize} in-sync replica(s); acks=all needs min.insync.replicas=${state.minInsyncReplicas}`);
-      }
-    }
-    // With one replica, the append resolving under the flush policy is what acks=1 and acks=all
-    // wait for: the high watermark is the durable log end.
-    return state.log.appendAsLeader(batches, state.image.leaderEpoch);
+    const state = this.leaderPartitionOrThrow(tp);
+    if (acks === -1) this.checkMinInsync(state, 'NOT_ENOUGH_REPLICAS');
+    const leaderEpoch = state.image.leaderEpoch;
+    const result = await state.log.appendAsLeader(batches, leaderEpoch);
+    state.maybeAdvanceHighWatermark(this.options.nodeId);
+    if (acks === -1) await this.waitForHighWatermark(state, result.lastOffset + 1n, leaderEpoch);
+    return result;
   }
 
-  private shrinkIsrToLeader(state: PartitionState): Promise<void> {
-    const key = topicPartitionName(state.topicPartition);
-    let shrink = this.isrShrinks.get(key);
-    if (shrink === undefined) {
-      const { image } = state;
-      const request: AlterPartitionRequest = {
-        topic: state.topicPartition.topic,
-        topicId: state.topicId,
-        partition: state.topicPartition.partition,
-        leaderId: this.options.nodeId,
-        leaderEpoch: image.leaderEpoch,
-        partitionEpoch: image.partitionEpoch,
-        newIsr: [this.options.nodeId],
+  private checkMinInsync(state: PartitionState, code: 'NOT_ENOUGH_REPLICAS' | 'NOT_ENOUGH_REPLICAS_AFTER_APPEND'): void {
+    const isrSize = state.image.isr.length;
+    if (isrSize >= state.minInsyncReplicas) return;
+    const what = code === 'NOT_ENOUGH_REPLICAS' ? '' : ' after the append (it may still be kept; retry)';
+    throw new KavkaError(code, `${topicPartitionName(state.topicPartition)} has ${isrSize} in-sync replica(s) (${state.image.isr.join(',')})${what}; acks=all needs min.insync.replicas=${state.minInsyncReplicas}`);
+  }
+
+  /** Resolves once the HW reaches `offset` in this leader epoch; rejects when leadership moves or the ISR gets too small. */
+  private waitForHighWatermark(state: PartitionState, offset: bigint, leaderEpoch: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        if (state.leaderEpochLed !== leaderEpoch || this.partitions.get(topicPartitionName(state.topicPartition)) !== state) {
+          reject(new KavkaError('NOT_LEADER_OR_FOLLOWER', `${topicPartitionName(state.topicPartition)}: leadership moved while acks=all waited; the record may or may not be kept, retry`, { leaderHint: state.image.leader }));
+          return true;
+        }
+        if (state.highWatermark >= offset) {
+          resolve();
+          return true;
+        }
+        try {
+          this.checkMinInsync(state, 'NOT_ENOUGH_REPLICAS_AFTER_APPEND');
+        } catch (error) {
+          reject(error);
+          return true;
+        }
+        return false;
       };
-      this.options.logger.info({ topicPartition: key, isr: image.isr, leaderEpoch: image.leaderEpoch }, 'shrinking the ISR to the leader before the first write');
-      shrink = (this.options.alterIsr?.(request) ?? Promise.resolve()).finally(() => this.isrShrinks.delete(key));
-      this.isrShrinks.set(key, shrink);
+      if (check()) return;
+      const stopHw = state.onHighWatermark(() => {
+        if (check()) cleanup();
+      });
+      const stopRole = this.onRoleChange(() => {
+        if (check()) cleanup();
+      });
+      const cleanup = () => {
+        stopHw();
+        stopRole();
+      };
+    });
+  }
+
+  private readonly roleListeners = new Set<() => void>();
+
+  /** Called after each metadata image is applied (leadership and ISR may have changed). */
+  private onRoleChange(listener: () => void): () => void {
+    this.roleListeners.add(listener);
+    return () => this.roleListeners.delete(listener);
+  }
+
+  // ------------------------------------------------------------------ leader side of replication
+
+  /**
+   * A follower's ReplicaFetch (leader side): checks leadership, epochs and divergence, records
+   * the follower's log end (its fetch offset), moves the HW and the ISR, and returns batches as
+   * stored, up to the log end. Long-polls like a consumer fetch.
+   */
+  async replicaFetch(request: ReplicaFetchRequest, signal?: AbortSignal): Promise<ReplicaFetchPartitionResult[]> {
+    await this.applying;
+    const deadline = this.options.clock.monotonicMs() + request.maxWaitMs;
+    for (let first = true; ; first = false) {
+      const results: ReplicaFetchPartitionResult[] = [];
+      let remaining = request.maxBytes;
+      for (const p of request.partitions) {
+        const result = await this.replicaFetchPartition(request.replicaId, p, remaining, first);
+        remaining -= result.batches.length;
+        results.push(result);
+      }
+      const bytes = results.reduce((sum, r) => sum + r.batches.length, 0);
+      const answerNow = results.some((r) => r.errorCode !== 'NONE' || r.divergingEpoch !== undefined);
+      const remainingMs = deadline - this.options.clock.monotonicMs();
+      if (bytes >= Math.max(1, request.minBytes) || answerNow || remainingMs <= 0 || signal?.aborted === true || this.closed) return results;
+      await this.waitForAppend(request.partitions.map((p) => ({ topicPartition: p.topicPartition, fetchOffset: p.fetchOffset, maxBytes: p.maxBytes })), remainingMs, signal);
     }
-    return shrink;
+  }
+
+  private async replicaFetchPartition(replicaId: number, p: ReplicaFetchPartitionRequest, maxBytes: number, recordFetch: boolean): Promise<ReplicaFetchPartitionResult> {
+    const tp = p.topicPartition;
+    const answer = (errorCode: ErrorName, errorMessage: string, state?: PartitionState): ReplicaFetchPartitionResult => ({
+      topicPartition: tp,
+      errorCode,
+      errorMessage,
+      highWatermark: state?.highWatermark ?? -1n,
+      logStartOffset: state?.log.logStartOffset ?? -1n,
+      batches: Buffer.alloc(0),
+    });
+    let state: PartitionState;
+    try {
+      state = this.leaderPartitionOrThrow(tp);
+    } catch (error) {
+      const e = toKavkaError(error);
+      return answer(e.code, e.message);
+    }
+    const name = topicPartitionName(tp);
+    if (!state.image.replicas.includes(replicaId)) return answer('REPLICA_NOT_AVAILABLE', `broker ${replicaId} is not a replica of ${name} (${state.image.replicas.join(',')})`, state);
+    if (p.topicId !== '' && p.topicId !== state.topicId) return answer('UNKNOWN_TOPIC_ID', `${name} is topic id ${state.topicId}, not ${p.topicId}`, state);
+    const epoch = state.image.leaderEpoch;
+    if (p.currentLeaderEpoch < epoch) return answer('FENCED_LEADER_EPOCH', `${name}: the follower's leader epoch ${p.currentLeaderEpoch} is older than ${epoch}`, state);
+    if (p.currentLeaderEpoch > epoch) return answer('UNKNOWN_LEADER_EPOCH', `${name}: leader epoch ${p.currentLeaderEpoch} is newer than this leader's ${epoch}`, state);
+    const { log } = state;
+    if (p.lastFetchedEpoch >= 0) {
+      let end;
+      try {
+        end = log.endOffsetForEpoch(p.lastFetchedEpoch);
+      } catch (error) {
+        const e = toKavkaError(error);
+        return answer(e.code, e.message, state);
+      }
+      if (end.epoch < p.lastFetchedEpoch || end.endOffset < p.fetchOffset) {
+        return { ...answer('NONE', '', state), divergingEpoch: { epoch: end.epoch, endOffset: end.endOffset } };
+      }
+    }
+    if (p.fetchOffset < log.logStartOffset || p.fetchOffset > log.logEndOffset) {
+      return answer('OFFSET_OUT_OF_RANGE', `${name}: fetch offset ${p.fetchOffset} is outside ${log.logStartOffset}..${log.logEndOffset}`, state);
+    }
+    if (recordFetch) this.recordFollowerFetch(state, replicaId, p.fetchOffset, p.logStartOffset);
+    const read = await log.read(p.fetchOffset, Math.max(0, Math.min(p.maxBytes, maxBytes)), { maxOffset: log.logEndOffset, minOneBatch: maxBytes > 0 });
+    return { ...answer('NONE', '', state), batches: read.batches };
+  }
+
+  private recordFollowerFetch(state: PartitionState, replicaId: number, fetchOffset: bigint, logStartOffset: bigint): void {
+    const follower = state.recordFollowerFetch(replicaId, fetchOffset, logStartOffset, this.options.clock.monotonicMs());
+    if (follower === undefined) return;
+    state.maybeAdvanceHighWatermark(this.options.nodeId);
+    // Back in sync: its log reaches the HW, and this leader's first offset of the epoch (so it
+    // holds nothing from an older epoch that this leader lacks), and it is not missing the head
+    // of the log (a replica restarted empty re-fetched it first).
+    const { image } = state;
+    if (
+      !image.isr.includes(replicaId) &&
+      follower.logEndOffset >= state.highWatermark &&
+      follower.logEndOffset >= state.leaderEpochStartOffset &&
+      follower.logStartOffset <= state.log.logStartOffset
+    ) {
+      this.changeIsr(state, [...image.isr, replicaId], `broker ${replicaId} caught up (log end ${follower.logEndOffset}, HW ${state.highWatermark})`);
+    }
+  }
+
+  /** AlterPartition to `newIsr`, one request at a time per partition; failures are logged and retried by later checks. */
+  private changeIsr(state: PartitionState, newIsr: number[], reason: string): void {
+    const alterIsr = this.options.alterIsr;
+    const key = topicPartitionName(state.topicPartition);
+    if (alterIsr === undefined || this.isrChanges.has(key) || !state.isLeader) return;
+    const { image } = state;
+    const request: AlterPartitionRequest = {
+      topic: state.topicPartition.topic,
+      topicId: state.topicId,
+      partition: state.topicPartition.partition,
+      leaderId: this.options.nodeId,
+      leaderEpoch: image.leaderEpoch,
+      partitionEpoch: image.partitionEpoch,
+      newIsr,
+    };
+    this.options.logger.info({ topicPartition: key, isr: image.isr, newIsr, reason }, 'changing the ISR');
+    const change = alterIsr(request)
+      .catch((error: unknown) => this.options.logger.warn({ topicPartition: key, err: error }, 'changing the ISR failed; a later check retries'))
+      .finally(() => this.isrChanges.delete(key));
+    this.isrChanges.set(key, change);
+  }
+
+  /** Leader: followers in the ISR that have not caught up within replica.lag.time.max.ms leave it. */
+  private shrinkLaggingIsrs(): void {
+    const lagMaxMs = this.options.replication?.replicaLagTimeMaxMs;
+    if (lagMaxMs === undefined) return;
+    const nowMs = this.options.clock.monotonicMs();
+    for (const state of this.partitions.values()) {
+      if (!state.isLeader) continue;
+      const lagging = state.image.isr.filter((id) => {
+        if (id === this.options.nodeId) return false;
+        const follower = state.followers.get(id);
+        return follower === undefined || nowMs - follower.lastCaughtUpTimeMs > lagMaxMs;
+      });
+      if (lagging.length === 0) continue;
+      const newIsr = state.image.isr.filter((id) => !lagging.includes(id));
+      this.changeIsr(state, newIsr, `broker(s) ${lagging.join(',')} not caught up for ${lagMaxMs} ms`);
+    }
+  }
+
+  private scheduleIsrCheck(intervalMs: number): void {
+    if (this.closed) return;
+    this.cancelIsrCheck = this.options.clock.schedule(intervalMs, () => {
+      this.shrinkLaggingIsrs();
+      this.scheduleIsrCheck(intervalMs);
+    });
   }
 
   /**
@@ -194,7 +396,7 @@ export class ReplicaManager {
     }
   }
 
-  /** Resolves on the next durable append to any of the partitions, after timeoutMs, or on abort. */
+  /** Resolves on the next durable append or HW move of any of the partitions, after timeoutMs, or on abort. */
   waitForAppend(requests: FetchPartitionRequest[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       // An abort that came while the caller was reading must not wait out the timeout.
@@ -209,7 +411,7 @@ export class ReplicaManager {
       };
       for (const request of requests) {
         const state = this.partitions.get(topicPartitionName(request.topicPartition));
-        if (state !== undefined) cleanups.push(state.log.onAppend(done));
+        if (state !== undefined) cleanups.push(state.log.onAppend(done), state.onHighWatermark(done));
       }
       cleanups.push(this.options.clock.schedule(timeoutMs, done));
       if (signal !== undefined) {
@@ -233,8 +435,12 @@ export class ReplicaManager {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    this.cancelIsrCheck?.();
+    await this.fetchers?.close();
     await this.applying;
     this.partitions.clear();
+    for (const listener of [...this.roleListeners]) listener();
   }
 
   private async readOnce(requests: FetchPartitionRequest[], maxBytes: number): Promise<FetchPartitionResult[]> {
@@ -291,6 +497,7 @@ export class ReplicaManager {
     for (const [key, state] of this.partitions) {
       if (wanted(state.topicPartition, state.topicId)) continue;
       this.partitions.delete(key);
+      await this.fetchers?.quiesce(key);
       await logManager.deleteLog(state.topicPartition);
       logger.info({ topicPartition: key, topicId: state.topicId }, 'partition deleted');
     }
@@ -317,6 +524,35 @@ export class ReplicaManager {
         }
       }
     }
+    await this.applyRoles();
+  }
+
+  /** Leader or follower per partition, as the image says; the fetchers follow the rest. */
+  private async applyRoles(): Promise<void> {
+    const { nodeId } = this.options;
+    const followed = new Map<string, { state: PartitionState; leaderId: number }>();
+    for (const [key, state] of this.partitions) {
+      const { image } = state;
+      if (image.leader === nodeId) {
+        if (state.leaderEpochLed !== image.leaderEpoch) {
+          await this.fetchers?.quiesce(key);
+          // Record where this epoch starts, so a follower with records of an epoch this leader
+          // never saw is told to truncate here (Kafka's maybeAssignEpochStartOffset).
+          await state.log.assignEpochStartOffset(image.leaderEpoch);
+          state.becomeLeader(nodeId, this.options.clock.monotonicMs());
+          this.options.logger.info({ topicPartition: key, leaderEpoch: image.leaderEpoch, isr: image.isr, logEndOffset: state.log.logEndOffset.toString() }, 'leading the partition');
+        }
+        state.maybeAdvanceHighWatermark(nodeId);
+      } else {
+        if (state.isLeader) {
+          state.becomeFollower();
+          this.options.logger.info({ topicPartition: key, leader: image.leader, leaderEpoch: image.leaderEpoch }, 'no longer leading the partition');
+        }
+        if (image.leader >= 0 && !this.offline.has(key)) followed.set(key, { state, leaderId: image.leader });
+      }
+    }
+    this.fetchers?.assign(followed);
+    for (const listener of [...this.roleListeners]) listener();
   }
 
   private async reconcilePartition(topic: TopicImage, partition: number): Promise<void> {

@@ -6,6 +6,7 @@ import type { QuorumController } from '../controller/index.js';
 import type { ReplicaManager } from '../replication/index.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { ControllerChannel } from './controller-channel.js';
+import type { ProducerIdManager } from './producer-ids.js';
 
 export interface ServerContext {
   readonly nodeId: number;
@@ -13,6 +14,8 @@ export interface ServerContext {
   readonly controller: QuorumController;
   /** Calls to the active controller (which may be this node). */
   readonly controllerChannel: ControllerChannel;
+  /** Producer ids for InitProducerId, from blocks the controller allocates. */
+  readonly producerIds: ProducerIdManager;
   readonly replicaManager: ReplicaManager;
   readonly metrics: BrokerMetrics;
   readonly clock: Clock;

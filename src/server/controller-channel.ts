@@ -19,6 +19,7 @@ export type ControllerMethod =
   | 'RegisterBroker'
   | 'BrokerHeartbeat'
   | 'AlterPartition'
+  | 'AllocateProducerIds'
   | 'CreateTopics'
   | 'DeleteTopics'
   | 'CreatePartitions'

@@ -49,6 +49,10 @@ export class ControllerService {
         });
         return { ...result, metadataOffset: String(result.metadataOffset) };
       }),
+      AllocateProducerIds: unary(logger, 'Controller.AllocateProducerIds', async (req) => {
+        const block = await controller.allocateProducerIds(req.brokerId);
+        return { producerIdStart: block.start.toString(), producerIdLen: block.length };
+      }),
       CreateTopics: forwarded('CreateTopics', (req) => this.admin.decideCreateTopics(req)),
       DeleteTopics: forwarded('DeleteTopics', (req) => this.admin.decideDeleteTopics(req)),
       CreatePartitions: forwarded('CreatePartitions', (req) => this.admin.decideCreatePartitions(req)),

@@ -2,7 +2,7 @@
 // request arrived on and Metadata can answer with that listener's endpoints. Every listener
 // serves kavka.v1.Kavka, grpc.health.v1.Health and server reflection (grpcurl needs no .proto);
 // the controller listener (controller.listener.names) also serves kavka.v1.Raft and
-// kavka.v1.Controller.
+// kavka.v1.Controller, and the inter-broker listener kavka.v1.Replication.
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
@@ -15,6 +15,7 @@ import { tolerantDefinition } from './request-guard.js';
 import { StreamRegistry } from './stream-registry.js';
 import { AdminHandler } from './admin-handler.js';
 import { ControllerService } from './controller-service.js';
+import { replicationDefinition, replicationHandlers } from './replication-service.js';
 
 /** Room for protobuf framing around the largest batch, so an oversized batch reaches the broker and gets MESSAGE_TOO_LARGE. */
 const RECEIVE_LIMIT_FLOOR_BYTES = 64 * 1024 * 1024;
@@ -59,6 +60,9 @@ export class GrpcServers {
         server.addService(raftServiceDefinition(), this.raftHandlers);
         const controllerService = new ControllerService(this.context, new AdminHandler(this.context));
         server.addService(tolerantDefinition(controllerDefinition), controllerService.handlers() as unknown as grpc.UntypedServiceImplementation);
+      }
+      if (listener.name === this.context.config.get('inter.broker.listener.name').toUpperCase()) {
+        server.addService(tolerantDefinition(replicationDefinition()), replicationHandlers(this.context) as unknown as grpc.UntypedServiceImplementation);
       }
       this.health.addToServer(server);
       reflection.addToServer(server);

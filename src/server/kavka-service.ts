@@ -4,7 +4,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import { KavkaError, toKavkaError, type ErrorName } from '../util/errors.js';
 import { encodeRecordBatch, type RecordInput } from '../codec/index.js';
-import { isInternalTopic, validateTopicName } from '../controller/index.js';
+import { failuresTolerated, isInternalTopic, validateTopicName, type PartitionImage } from '../controller/index.js';
+import { topicDefaults } from './config-handler.js';
 import type { Acks } from '../replication/index.js';
 import type { Clock } from '../util/clock.js';
 import type { KavkaHandlers } from '../gen/kavka/v1/Kavka.js';
@@ -63,6 +64,13 @@ export class KavkaService {
       CreatePartitions: unary(logger, 'CreatePartitions', (req) => this.admin.createPartitions(req)),
       DescribeConfigs: unary(logger, 'DescribeConfigs', async (req) => this.configHandler.describe(req)),
       AlterConfigs: unary(logger, 'AlterConfigs', (req) => this.admin.alterConfigs(req)),
+      InitProducerId: unary(logger, 'InitProducerId', async (req) => {
+        // An absent optional field stays absent (the oneof marker says so), whatever the defaults.
+        const producerId = req._producerId === undefined || req.producerId === undefined ? -1n : BigInt(req.producerId);
+        const producerEpoch = req._producerEpoch === undefined || req.producerEpoch === undefined ? -1 : req.producerEpoch;
+        const granted = await this.context.producerIds.initProducerId(req.transactionalId, producerId, producerEpoch);
+        return { producerId: granted.producerId.toString(), producerEpoch: granted.producerEpoch };
+      }),
       DescribeQuorum: unary(logger, 'DescribeQuorum', () => this.admin.describeQuorum()),
       AddRaftVoter: unary(logger, 'AddRaftVoter', (req) => this.admin.addRaftVoter(req.voterId)),
       RemoveRaftVoter: unary(logger, 'RemoveRaftVoter', (req) => this.admin.removeRaftVoter(req.voterId)),
@@ -80,6 +88,12 @@ export class KavkaService {
     const { controller, config } = this.context;
     if (request.allowAutoTopicCreation) await this.autoCreate(request.topics);
     const image = controller.image;
+    const voters = controller.voters();
+    const tolerated = (p: PartitionImage, configs: ReadonlyMap<string, string>) => {
+      const minInsync = Number(configs.get('min.insync.replicas') ?? topicDefaults(this.context)['min.insync.replicas']);
+      const f = failuresTolerated(image, p, minInsync, voters);
+      return { writeFailuresTolerated: f.write, dataFailuresTolerated: f.data };
+    };
     const names = request.topics.length > 0 ? request.topics : request.brokersOnly ? [] : [...image.topics.keys()].sort();
     const topics: TopicMetadata[] = names.map((name) => {
       const topic = image.topic(name);
@@ -104,6 +118,7 @@ export class KavkaService {
           replicas: [...p.replicas],
           isr: [...p.isr],
           offlineReplicas: [],
+          ...tolerated(p, topic.configs),
         })),
       };
     });

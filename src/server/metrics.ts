@@ -1,7 +1,8 @@
 // Prometheus metrics of one node, in a registry of its own (no global state: tests run many
 // nodes in one process). Per-partition gauges are read from the logs at scrape time.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ReplicaManager } from '../replication/index.js';
+import type { PartitionState, ReplicaManager } from '../replication/index.js';
+import type { FailuresTolerated } from '../controller/index.js';
 
 export class BrokerMetrics {
   readonly registry = new Registry();
@@ -12,7 +13,13 @@ export class BrokerMetrics {
   readonly fetchBytes: Counter<'topic'>;
   readonly errors: Counter<'method' | 'code'>;
 
-  constructor(nodeId: number, replicaManager: () => ReplicaManager | undefined, logDirOffline: () => boolean) {
+  constructor(
+    nodeId: number,
+    replicaManager: () => ReplicaManager | undefined,
+    logDirOffline: () => boolean,
+    /** The partition's failures tolerated now (controller/availability.ts). */
+    failuresTolerated: (p: PartitionState) => FailuresTolerated = () => ({ write: 0, data: 0 }),
+  ) {
     this.registry.setDefaultLabels({ node_id: String(nodeId) });
     const registers = [this.registry];
     this.produceRequests = new Counter({ name: 'kavka_produce_requests_total', help: 'Partition appends per topic (one per partition per produce request that succeeded).', labelNames: ['topic'], registers });
@@ -40,6 +47,24 @@ export class BrokerMetrics {
     perPartition('kavka_partition_high_watermark', 'Offsets below this are visible to consumers.', (p) => p.highWatermark);
     perPartition('kavka_partition_size_bytes', 'Bytes of segment files.', (p) => p.log.sizeBytes);
     perPartition('kavka_partition_segments', 'Segment count.', (p) => p.log.segmentCount);
+    // Replication state, reported by each partition's leader only (one series per partition in the cluster).
+    const perLedPartition = (name: string, help: string, read: (p: PartitionState) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['topic', 'partition'],
+        registers,
+        collect() {
+          this.reset();
+          for (const p of replicaManager()?.allPartitions() ?? []) {
+            if (p.isLeader) this.set({ topic: p.topicPartition.topic, partition: String(p.topicPartition.partition) }, read(p));
+          }
+        },
+      });
+    perLedPartition('kavka_partition_in_sync_replicas', 'ISR size (leader only).', (p) => p.image.isr.length);
+    perLedPartition('kavka_partition_under_replicated', '1 when the ISR is smaller than the replica set (leader only).', (p) => (p.image.isr.length < p.image.replicas.length ? 1 : 0));
+    perLedPartition('kavka_partition_write_failures_tolerated', 'More failures acks=all writes survive now: min(|ISR| - min.insync.replicas, live voters - quorum) (leader only).', (p) => failuresTolerated(p).write);
+    perLedPartition('kavka_partition_data_failures_tolerated', 'More failures acknowledged data survives now: min(|ISR| - 1, live voters - quorum) (leader only).', (p) => failuresTolerated(p).data);
     new Gauge({
       name: 'kavka_partitions_offline',
       help: 'Partitions this node should hold but could not open (see the error log).',

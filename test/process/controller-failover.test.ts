@@ -3,9 +3,6 @@
 // link cut that isolates it through fault proxies on every inter-node link. Wall-clock bounds
 // here are generous ceilings; exact bounds (in ticks) live in the Raft simulation.
 //
-// Partition failover is shown on partitions that were never written: until followers replicate
-// data, a leader shrinks the ISR to itself before the first write, so only empty partitions can
-// move (written ones wait for their leader; see the last test).
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -141,37 +138,38 @@ describe('a 3-node cluster of real processes', () => {
     for (const [term, nodes] of activeTermsByNode(c, lines)) expect(nodes, `term ${term}`).toHaveLength(1);
   });
 
-  it('a written partition keeps its records through its leader being killed and restarted', async () => {
+  it('a written partition fails over to an in-sync replica with every acknowledged record; the killed leader catches up and rejoins the ISR', async () => {
     const c = await startCluster();
     const ctrl = await controllerOf(c);
     await createTopic(c, ctrl.controllerId, 'written', 1);
     const leader = (await leaders(c, ctrl.controllerId, 'written'))[0];
-    const client = rawClient(c.node(leader).clientAddress);
-    const values = Array.from({ length: 20 }, (_, i) => `r${i}`);
-    const produced = await call<object, ProduceResponse__Output>(client, 'Produce', { acks: -1, topics: [{ name: 'written', partitions: [{ partition: 0, records: values.map((v) => ({ value: Buffer.from(v) })) }] }] });
-    client.close();
-    expect(produced.ok && produced.value.topics[0].partitions[0].errorCode).toBe('NONE');
+    const produceTo = async (id: number, values: string[]) => {
+      const client = rawClient(c.node(id).clientAddress);
+      const produced = await call<object, ProduceResponse__Output>(client, 'Produce', { acks: -1, topics: [{ name: 'written', partitions: [{ partition: 0, records: values.map((v) => ({ value: Buffer.from(v) })) }] }] });
+      client.close();
+      return produced.ok ? produced.value.topics[0].partitions[0].errorCode : produced.details;
+    };
+    const before = Array.from({ length: 20 }, (_, i) => `r${i}`);
+    expect(await produceTo(leader, before)).toBe('NONE');
     const other = [1, 2, 3].find((id) => id !== leader) ?? 1;
-    const isr = (await c.metadata(other, ['written'])).topics[0].partitions[0].isr;
-    expect(isr).toEqual([leader]);
 
     await c.signal(leader, 'SIGKILL');
-    // No other replica has the data, so none may lead: the partition waits for its leader.
-    await ProcessCluster.waitFor('the partition to go leaderless', async () => ((await leaders(c, other, 'written'))[0] === -1 ? true : undefined), CEILING_MS);
+    const next = await ProcessCluster.waitFor('a new leader from the ISR', async () => {
+      const l = (await leaders(c, other, 'written'))[0];
+      return l !== leader && l !== -1 ? l : undefined;
+    }, CEILING_MS);
+    const after = ['a0', 'a1', 'a2'];
+    expect(await ProcessCluster.waitFor('a write at the new leader', async () => ((await produceTo(next, after)) === 'NONE' ? true : undefined), CEILING_MS)).toBe(true);
+
     await c.startNode(leader);
-    await ProcessCluster.waitFor('the partition to be led again', async () => ((await leaders(c, other, 'written'))[0] === leader ? true : undefined), CEILING_MS);
-    const reader = rawClient(c.node(leader).clientAddress);
-    const fetched = await ProcessCluster.waitFor(
-      'a fetch from the restarted leader',
-      async () => {
-        const r = await call<object, FetchResponse__Output>(reader, 'Fetch', { maxWaitMs: 0, plainRecords: true, topics: [{ name: 'written', partitions: [{ partition: 0, fetchOffset: '0' }] }] });
-        return r.ok && r.value.topics[0].partitions[0].errorCode === 'NONE' ? r.value.topics[0].partitions[0].records : undefined;
-      },
-      CEILING_MS,
-    );
+    await ProcessCluster.waitFor('the restarted replica back in the ISR', async () => ((await c.metadata(other, ['written'])).topics[0].partitions[0].isr.length === 3 ? true : undefined), CEILING_MS);
+    const reader = rawClient(c.node(next).clientAddress);
+    const fetched = await call<object, FetchResponse__Output>(reader, 'Fetch', { maxWaitMs: 0, plainRecords: true, topics: [{ name: 'written', partitions: [{ partition: 0, fetchOffset: '0' }] }] });
     reader.close();
-    expect(fetched.map((r) => r.value?.toString())).toEqual(values);
-    expect(fetched.map((r) => Number(r.offset))).toEqual(values.map((_, i) => i));
+    expect(fetched.ok).toBe(true);
+    const records = fetched.ok ? fetched.value.topics[0].partitions[0].records : [];
+    expect(records.map((r) => r.value?.toString())).toEqual([...before, ...after]);
+    expect(records.map((r) => Number(r.offset))).toEqual([...before, ...after].map((_, i) => i));
   });
 
   it('a broker-only node follows the metadata log as an observer, becomes a voter with add-voter (kept over a restart), and an observer again with remove-voter', async () => {

@@ -5,6 +5,8 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { AddRaftVoterRequest as _kavka_v1_AddRaftVoterRequest, AddRaftVoterRequest__Output as _kavka_v1_AddRaftVoterRequest__Output } from '../../kavka/v1/AddRaftVoterRequest.js';
 import type { AddRaftVoterResponse as _kavka_v1_AddRaftVoterResponse, AddRaftVoterResponse__Output as _kavka_v1_AddRaftVoterResponse__Output } from '../../kavka/v1/AddRaftVoterResponse.js';
+import type { AllocateProducerIdsRequest as _kavka_v1_AllocateProducerIdsRequest, AllocateProducerIdsRequest__Output as _kavka_v1_AllocateProducerIdsRequest__Output } from '../../kavka/v1/AllocateProducerIdsRequest.js';
+import type { AllocateProducerIdsResponse as _kavka_v1_AllocateProducerIdsResponse, AllocateProducerIdsResponse__Output as _kavka_v1_AllocateProducerIdsResponse__Output } from '../../kavka/v1/AllocateProducerIdsResponse.js';
 import type { AlterConfigsRequest as _kavka_v1_AlterConfigsRequest, AlterConfigsRequest__Output as _kavka_v1_AlterConfigsRequest__Output } from '../../kavka/v1/AlterConfigsRequest.js';
 import type { AlterConfigsResponse as _kavka_v1_AlterConfigsResponse, AlterConfigsResponse__Output as _kavka_v1_AlterConfigsResponse__Output } from '../../kavka/v1/AlterConfigsResponse.js';
 import type { AlterPartitionRequest as _kavka_v1_AlterPartitionRequest, AlterPartitionRequest__Output as _kavka_v1_AlterPartitionRequest__Output } from '../../kavka/v1/AlterPartitionRequest.js';
@@ -47,6 +49,23 @@ export interface ControllerClient extends grpc.Client {
   addRaftVoter(argument: _kavka_v1_AddRaftVoterRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_kavka_v1_AddRaftVoterResponse__Output>): grpc.ClientUnaryCall;
   addRaftVoter(argument: _kavka_v1_AddRaftVoterRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_AddRaftVoterResponse__Output>): grpc.ClientUnaryCall;
   addRaftVoter(argument: _kavka_v1_AddRaftVoterRequest, callback: grpc.requestCallback<_kavka_v1_AddRaftVoterResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * A block of producer ids for a broker to hand to idempotent producers (KIP-730): no two
+   * brokers ever get overlapping blocks, so no two producers share an id.
+   */
+  AllocateProducerIds(argument: _kavka_v1_AllocateProducerIdsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_AllocateProducerIdsResponse__Output>): grpc.ClientUnaryCall;
+  AllocateProducerIds(argument: _kavka_v1_AllocateProducerIdsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_kavka_v1_AllocateProducerIdsResponse__Output>): grpc.ClientUnaryCall;
+  AllocateProducerIds(argument: _kavka_v1_AllocateProducerIdsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_AllocateProducerIdsResponse__Output>): grpc.ClientUnaryCall;
+  AllocateProducerIds(argument: _kavka_v1_AllocateProducerIdsRequest, callback: grpc.requestCallback<_kavka_v1_AllocateProducerIdsResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * A block of producer ids for a broker to hand to idempotent producers (KIP-730): no two
+   * brokers ever get overlapping blocks, so no two producers share an id.
+   */
+  allocateProducerIds(argument: _kavka_v1_AllocateProducerIdsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_AllocateProducerIdsResponse__Output>): grpc.ClientUnaryCall;
+  allocateProducerIds(argument: _kavka_v1_AllocateProducerIdsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_kavka_v1_AllocateProducerIdsResponse__Output>): grpc.ClientUnaryCall;
+  allocateProducerIds(argument: _kavka_v1_AllocateProducerIdsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_AllocateProducerIdsResponse__Output>): grpc.ClientUnaryCall;
+  allocateProducerIds(argument: _kavka_v1_AllocateProducerIdsRequest, callback: grpc.requestCallback<_kavka_v1_AllocateProducerIdsResponse__Output>): grpc.ClientUnaryCall;
   
   AlterConfigs(argument: _kavka_v1_AlterConfigsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_AlterConfigsResponse__Output>): grpc.ClientUnaryCall;
   AlterConfigs(argument: _kavka_v1_AlterConfigsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_kavka_v1_AlterConfigsResponse__Output>): grpc.ClientUnaryCall;
@@ -148,6 +167,12 @@ export interface ControllerClient extends grpc.Client {
 export interface ControllerHandlers extends grpc.UntypedServiceImplementation {
   AddRaftVoter: grpc.handleUnaryCall<_kavka_v1_AddRaftVoterRequest__Output, _kavka_v1_AddRaftVoterResponse>;
   
+  /**
+   * A block of producer ids for a broker to hand to idempotent producers (KIP-730): no two
+   * brokers ever get overlapping blocks, so no two producers share an id.
+   */
+  AllocateProducerIds: grpc.handleUnaryCall<_kavka_v1_AllocateProducerIdsRequest__Output, _kavka_v1_AllocateProducerIdsResponse>;
+  
   AlterConfigs: grpc.handleUnaryCall<_kavka_v1_AlterConfigsRequest__Output, _kavka_v1_AlterConfigsResponse>;
   
   AlterPartition: grpc.handleUnaryCall<_kavka_v1_AlterPartitionRequest__Output, _kavka_v1_AlterPartitionResponse>;
@@ -170,6 +195,7 @@ export interface ControllerHandlers extends grpc.UntypedServiceImplementation {
 
 export interface ControllerDefinition extends grpc.ServiceDefinition {
   AddRaftVoter: MethodDefinition<_kavka_v1_AddRaftVoterRequest, _kavka_v1_AddRaftVoterResponse, _kavka_v1_AddRaftVoterRequest__Output, _kavka_v1_AddRaftVoterResponse__Output>
+  AllocateProducerIds: MethodDefinition<_kavka_v1_AllocateProducerIdsRequest, _kavka_v1_AllocateProducerIdsResponse, _kavka_v1_AllocateProducerIdsRequest__Output, _kavka_v1_AllocateProducerIdsResponse__Output>
   AlterConfigs: MethodDefinition<_kavka_v1_AlterConfigsRequest, _kavka_v1_AlterConfigsResponse, _kavka_v1_AlterConfigsRequest__Output, _kavka_v1_AlterConfigsResponse__Output>
   AlterPartition: MethodDefinition<_kavka_v1_AlterPartitionRequest, _kavka_v1_AlterPartitionResponse, _kavka_v1_AlterPartitionRequest__Output, _kavka_v1_AlterPartitionResponse__Output>
   BrokerHeartbeat: MethodDefinition<_kavka_v1_BrokerHeartbeatRequest, _kavka_v1_BrokerHeartbeatResponse, _kavka_v1_BrokerHeartbeatRequest__Output, _kavka_v1_BrokerHeartbeatResponse__Output>

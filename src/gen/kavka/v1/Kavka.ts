@@ -19,6 +19,8 @@ import type { DescribeQuorumRequest as _kavka_v1_DescribeQuorumRequest, Describe
 import type { DescribeQuorumResponse as _kavka_v1_DescribeQuorumResponse, DescribeQuorumResponse__Output as _kavka_v1_DescribeQuorumResponse__Output } from '../../kavka/v1/DescribeQuorumResponse.js';
 import type { FetchRequest as _kavka_v1_FetchRequest, FetchRequest__Output as _kavka_v1_FetchRequest__Output } from '../../kavka/v1/FetchRequest.js';
 import type { FetchResponse as _kavka_v1_FetchResponse, FetchResponse__Output as _kavka_v1_FetchResponse__Output } from '../../kavka/v1/FetchResponse.js';
+import type { InitProducerIdRequest as _kavka_v1_InitProducerIdRequest, InitProducerIdRequest__Output as _kavka_v1_InitProducerIdRequest__Output } from '../../kavka/v1/InitProducerIdRequest.js';
+import type { InitProducerIdResponse as _kavka_v1_InitProducerIdResponse, InitProducerIdResponse__Output as _kavka_v1_InitProducerIdResponse__Output } from '../../kavka/v1/InitProducerIdResponse.js';
 import type { ListOffsetsRequest as _kavka_v1_ListOffsetsRequest, ListOffsetsRequest__Output as _kavka_v1_ListOffsetsRequest__Output } from '../../kavka/v1/ListOffsetsRequest.js';
 import type { ListOffsetsResponse as _kavka_v1_ListOffsetsResponse, ListOffsetsResponse__Output as _kavka_v1_ListOffsetsResponse__Output } from '../../kavka/v1/ListOffsetsResponse.js';
 import type { MetadataRequest as _kavka_v1_MetadataRequest, MetadataRequest__Output as _kavka_v1_MetadataRequest__Output } from '../../kavka/v1/MetadataRequest.js';
@@ -162,6 +164,23 @@ export interface KavkaClient extends grpc.Client {
   fetchStream(argument: _kavka_v1_FetchRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_kavka_v1_FetchResponse__Output>;
   
   /**
+   * A producer id and epoch for an idempotent producer (KIP-98 / KIP-360). With an existing id
+   * and epoch, the same id with the next epoch (a producer resetting its sequences).
+   */
+  InitProducerId(argument: _kavka_v1_InitProducerIdRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
+  InitProducerId(argument: _kavka_v1_InitProducerIdRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_kavka_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
+  InitProducerId(argument: _kavka_v1_InitProducerIdRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
+  InitProducerId(argument: _kavka_v1_InitProducerIdRequest, callback: grpc.requestCallback<_kavka_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * A producer id and epoch for an idempotent producer (KIP-98 / KIP-360). With an existing id
+   * and epoch, the same id with the next epoch (a producer resetting its sequences).
+   */
+  initProducerId(argument: _kavka_v1_InitProducerIdRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
+  initProducerId(argument: _kavka_v1_InitProducerIdRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_kavka_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
+  initProducerId(argument: _kavka_v1_InitProducerIdRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
+  initProducerId(argument: _kavka_v1_InitProducerIdRequest, callback: grpc.requestCallback<_kavka_v1_InitProducerIdResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
    * Earliest (-2), latest (-1), or the first offset whose timestamp is >= a given timestamp.
    */
   ListOffsets(argument: _kavka_v1_ListOffsetsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_ListOffsetsResponse__Output>): grpc.ClientUnaryCall;
@@ -277,6 +296,12 @@ export interface KavkaHandlers extends grpc.UntypedServiceImplementation {
   FetchStream: grpc.handleServerStreamingCall<_kavka_v1_FetchRequest__Output, _kavka_v1_FetchResponse>;
   
   /**
+   * A producer id and epoch for an idempotent producer (KIP-98 / KIP-360). With an existing id
+   * and epoch, the same id with the next epoch (a producer resetting its sequences).
+   */
+  InitProducerId: grpc.handleUnaryCall<_kavka_v1_InitProducerIdRequest__Output, _kavka_v1_InitProducerIdResponse>;
+  
+  /**
    * Earliest (-2), latest (-1), or the first offset whose timestamp is >= a given timestamp.
    */
   ListOffsets: grpc.handleUnaryCall<_kavka_v1_ListOffsetsRequest__Output, _kavka_v1_ListOffsetsResponse>;
@@ -308,6 +333,7 @@ export interface KavkaDefinition extends grpc.ServiceDefinition {
   DescribeQuorum: MethodDefinition<_kavka_v1_DescribeQuorumRequest, _kavka_v1_DescribeQuorumResponse, _kavka_v1_DescribeQuorumRequest__Output, _kavka_v1_DescribeQuorumResponse__Output>
   Fetch: MethodDefinition<_kavka_v1_FetchRequest, _kavka_v1_FetchResponse, _kavka_v1_FetchRequest__Output, _kavka_v1_FetchResponse__Output>
   FetchStream: MethodDefinition<_kavka_v1_FetchRequest, _kavka_v1_FetchResponse, _kavka_v1_FetchRequest__Output, _kavka_v1_FetchResponse__Output>
+  InitProducerId: MethodDefinition<_kavka_v1_InitProducerIdRequest, _kavka_v1_InitProducerIdResponse, _kavka_v1_InitProducerIdRequest__Output, _kavka_v1_InitProducerIdResponse__Output>
   ListOffsets: MethodDefinition<_kavka_v1_ListOffsetsRequest, _kavka_v1_ListOffsetsResponse, _kavka_v1_ListOffsetsRequest__Output, _kavka_v1_ListOffsetsResponse__Output>
   Metadata: MethodDefinition<_kavka_v1_MetadataRequest, _kavka_v1_MetadataResponse, _kavka_v1_MetadataRequest__Output, _kavka_v1_MetadataResponse__Output>
   Produce: MethodDefinition<_kavka_v1_ProduceRequest, _kavka_v1_ProduceResponse, _kavka_v1_ProduceRequest__Output, _kavka_v1_ProduceResponse__Output>

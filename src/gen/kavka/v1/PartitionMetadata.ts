@@ -14,6 +14,13 @@ export interface PartitionMetadata {
   'replicas'?: (number)[];
   'isr'?: (number)[];
   'offlineReplicas'?: (number)[];
+  /**
+   * How many more failures the partition tolerates now (DESIGN.md section 3): for acks=all writes,
+   * min(|ISR| - min.insync.replicas, live voters - quorum); for acknowledged data,
+   * min(|ISR| - 1, live voters - quorum). Negative: already past it.
+   */
+  'writeFailuresTolerated'?: (number);
+  'dataFailuresTolerated'?: (number);
 }
 
 export interface PartitionMetadata__Output {
@@ -27,4 +34,11 @@ export interface PartitionMetadata__Output {
   'replicas': (number)[];
   'isr': (number)[];
   'offlineReplicas': (number)[];
+  /**
+   * How many more failures the partition tolerates now (DESIGN.md section 3): for acks=all writes,
+   * min(|ISR| - min.insync.replicas, live voters - quorum); for acknowledged data,
+   * min(|ISR| - 1, live voters - quorum). Negative: already past it.
+   */
+  'writeFailuresTolerated': (number);
+  'dataFailuresTolerated': (number);
 }
