@@ -163,11 +163,16 @@ describe('a 3-node cluster of real processes', () => {
 
     await c.startNode(leader);
     await ProcessCluster.waitFor('the restarted replica back in the ISR', async () => ((await c.metadata(other, ['written'])).topics[0].partitions[0].isr.length === 3 ? true : undefined), CEILING_MS);
-    const reader = rawClient(c.node(next).clientAddress);
-    const fetched = await call<object, FetchResponse__Output>(reader, 'Fetch', { maxWaitMs: 0, plainRecords: true, topics: [{ name: 'written', partitions: [{ partition: 0, fetchOffset: '0' }] }] });
-    reader.close();
-    expect(fetched.ok).toBe(true);
-    const records = fetched.ok ? fetched.value.topics[0].partitions[0].records : [];
+    // Back in the ISR, the preferred replica (the restarted node) leads again: read from whoever leads.
+    const records = await ProcessCluster.waitFor('a fetch from the current leader', async () => {
+      const current = (await leaders(c, other, 'written'))[0];
+      if (current < 0) return undefined;
+      const reader = rawClient(c.node(current).clientAddress);
+      const fetched = await call<object, FetchResponse__Output>(reader, 'Fetch', { maxWaitMs: 0, plainRecords: true, topics: [{ name: 'written', partitions: [{ partition: 0, fetchOffset: '0' }] }] });
+      reader.close();
+      const p = fetched.ok ? fetched.value.topics[0].partitions[0] : undefined;
+      return p?.errorCode === 'NONE' && p.records.length === before.length + after.length ? p.records : undefined;
+    }, CEILING_MS);
     expect(records.map((r) => r.value?.toString())).toEqual([...before, ...after]);
     expect(records.map((r) => Number(r.offset))).toEqual([...before, ...after].map((_, i) => i));
   });
