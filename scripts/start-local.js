@@ -5,9 +5,8 @@
 //
 // Node N listens on CLIENT 9091+N, INTERNAL 9191+N (Raft, controller and inter-broker traffic),
 // admin HTTP 9643+N. All three nodes are controller voters (process.roles=broker,controller).
-// New topics get 3 replicas. min.insync.replicas is 1 until followers replicate data: today a
-// partition's leader shrinks the ISR to itself before its first write, so with 2 every acks=all
-// produce would fail with NOT_ENOUGH_REPLICAS.
+// New topics get 3 replicas and acks=all needs 2 of them in sync (min.insync.replicas=2): any
+// one node may fail without losing an acknowledged write or refusing one.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +28,7 @@ function nodeArgs(n) {
     'log.dirs': join('data', `node-${n}`),
     'controller.quorum.voters': VOTERS,
     'default.replication.factor': '3',
-    'min.insync.replicas': '1',
+    'min.insync.replicas': '2',
   };
   return ['broker', '--exit-with-parent', ...Object.entries(overrides).flatMap(([k, v]) => ['--override', `${k}=${v}`])];
 }
