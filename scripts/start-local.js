@@ -2,6 +2,8 @@
 // `npm start`: runs a local Kavka cluster on 127.0.0.1 with embedded defaults and data under
 // ./data/node-N, prefixes each node's log lines with [node-N], prints "ready" once every node's
 // /readyz passes, and on Ctrl-C (or SIGTERM) stops the nodes one at a time, each within a bound.
+// A node that dies (kill -9 in a fault test) leaves the others running; the script prints the
+// command that starts it again.
 //
 // Node N listens on CLIENT 9091+N, INTERNAL 9191+N (Raft, controller and inter-broker traffic),
 // admin HTTP 9643+N. All three nodes are controller voters (process.roles=broker,controller).
@@ -51,10 +53,14 @@ for (let n = 1; n <= NODE_COUNT; n++) {
   child.on('exit', (code, signal) => {
     node.exited = true;
     process.stdout.write(`${prefix}exited (${signal ?? `code ${code}`})\n`);
-    if (!stopping) {
-      process.stderr.write(`node ${n} exited unexpectedly; stopping the others\n`);
+    if (stopping) return;
+    if (nodes.every((other) => other.exited)) {
+      process.stderr.write('every node has exited; stopping\n');
       void stopAll(1);
+      return;
     }
+    // A cluster outlives one node: the others keep serving (fault testing kills nodes on purpose).
+    process.stderr.write(`node ${n} exited; the others keep running. Start it again (same data, same ports) with:\n  node ${join('dist', 'cli', 'main.js')} ${nodeArgs(n).filter((a) => a !== '--exit-with-parent').map((a) => (a.includes(',') || a.includes(' ') ? `'${a}'` : a)).join(' ')}\n`);
   });
   nodes.push(node);
 }
