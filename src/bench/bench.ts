@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { startBrokerProcess } from '../harness/index.js';
-import { Kavka, type Message } from '../client/index.js';
+import { Kavka } from '../client/index.js';
+import { percentile, producePhase, rates, type PhaseResult } from './phases.js';
 
 interface BenchOptions {
   brokers: string[] | undefined;
@@ -83,47 +84,6 @@ function parseOptions(argv: string[]): BenchOptions {
   };
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-interface PhaseResult {
-  records: number;
-  bytes: number;
-  seconds: number;
-  latenciesMs?: number[];
-}
-
-async function producePhase(kavka: Kavka, topic: string, options: BenchOptions): Promise<PhaseResult> {
-  const producer = kavka.producer({ batchSizeBytes: options.batchSizeBytes, lingerMs: options.lingerMs, acks: options.acks });
-  await producer.connect();
-  const value = randomBytes(options.recordBytes);
-  const messages: Message[] = Array.from({ length: options.messagesPerSend }, () => ({ value }));
-  const latencies: number[] = [];
-  const started = performance.now();
-  const deadline = started + options.seconds * 1000;
-  let queued = 0;
-  let acked = 0;
-  const outstanding = new Set<Promise<void>>();
-  while (queued < options.records && performance.now() < deadline) {
-    const count = Math.min(options.messagesPerSend, options.records - queued);
-    queued += count;
-    const sentAt = performance.now();
-    const send: Promise<void> = producer.send({ topic, messages: count === messages.length ? messages : messages.slice(0, count) }).then(() => {
-      latencies.push(performance.now() - sentAt);
-      acked += count;
-    });
-    const tracked = send.finally(() => outstanding.delete(tracked));
-    outstanding.add(tracked);
-    if (outstanding.size >= options.sendsOutstanding) await Promise.race(outstanding);
-  }
-  await Promise.all(outstanding);
-  const seconds = (performance.now() - started) / 1000;
-  await producer.disconnect();
-  return { records: acked, bytes: acked * options.recordBytes, seconds, latenciesMs: latencies.sort((a, b) => a - b) };
-}
-
 /** One record per send, each awaited before the next, linger 0: the latency a lone producer sees. */
 async function latencyPhase(kavka: Kavka, topic: string, options: BenchOptions): Promise<number[]> {
   const producer = kavka.producer({ lingerMs: 0, acks: options.acks });
@@ -157,12 +117,6 @@ async function consumePhase(kavka: Kavka, topic: string, expected: number): Prom
   const seconds = (performance.now() - started) / 1000;
   await consumer.disconnect();
   return { records, bytes, seconds };
-}
-
-function rates(result: PhaseResult): string {
-  const msgs = result.records / result.seconds;
-  const mb = result.bytes / 1024 / 1024 / result.seconds;
-  return `${result.records} records in ${result.seconds.toFixed(2)} s: ${Math.round(msgs).toLocaleString('en-US')} msgs/s, ${mb.toFixed(1)} MB/s`;
 }
 
 async function runPolicy(policy: 'batch' | 'os', options: BenchOptions): Promise<void> {
