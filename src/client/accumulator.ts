@@ -32,7 +32,19 @@ export class ProducerBatch {
   full = false;
   /** Retries done so far (the producer bumps it). */
   attempts = 0;
-  /** Encoded bytes, built once when the batch is first sent and reused by retries. */
+  /** Times the batch went out in a request (the producer bumps it). */
+  sends = 0;
+  /**
+   * Position among all batches the producer drained, in drain order (-1 before): a retried batch
+   * goes back into its partition's queue before every later batch.
+   */
+  ordinal = -1;
+  /** The sequence of an idempotent producer's batch, given when first encoded; -1 = none. */
+  baseSequence = -1;
+  /**
+   * Encoded bytes, built once when the batch is first sent and reused by retries, so a retry is
+   * byte-identical. Cleared only when an idempotent producer bumps its epoch (new epoch and sequence).
+   */
   encoded: Buffer | undefined;
   readonly done: Promise<BatchResult>;
   private settle!: { resolve: (r: BatchResult) => void; reject: (e: KavkaError) => void };

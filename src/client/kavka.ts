@@ -53,10 +53,11 @@ export class Kavka {
   }
 
   producer(config: ProducerConfig = {}): Producer {
-    const { pool, cluster } = this.connectionSet();
+    const { pool, rpc, cluster } = this.connectionSet();
     return new Producer(config, {
       cluster,
       pool,
+      rpc,
       clock: this.clock,
       random: this.random,
       sleep: this.sleep,

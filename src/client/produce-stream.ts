@@ -44,6 +44,11 @@ export class ProduceStreamConnection {
     this.unary = useUnary;
   }
 
+  /** Sends unary Produce calls (asked for, or the broker has no ProduceStream); the broker may handle those out of order. */
+  get usesUnary(): boolean {
+    return this.unary;
+  }
+
   get inFlight(): number {
     return this.outstanding.size;
   }

@@ -1,32 +1,51 @@
 // The kafkajs-shaped producer. send() partitions its messages, appends them to the accumulator
 // and resolves once every batch holding them is acknowledged. Batches leave the accumulator when
-// full (batchSizeBytes) or after lingerMs, are encoded once as RecordBatch v2, grouped per leader
-// broker (one batch per partition per request, up to maxRequestSizeBytes) and sent on that
-// broker's ProduceStream with at most maxInFlightRequests outstanding.
+// full (batchSizeBytes) or after lingerMs, wait in a FIFO per partition, are encoded once as
+// RecordBatch v2, grouped per leader broker (up to maxRequestSizeBytes, several batches of one
+// partition back to back) and sent on that broker's ProduceStream with at most
+// maxInFlightRequests outstanding.
 //
-// Retriable failures (a moved leader, a broker restart) refresh metadata and resend the same
-// encoded batch after a backoff, up to retry.retries times. Without an idempotent producer a
-// retry may reorder or duplicate records, as with Kafka's producer when idempotence is off.
+// Retriable failures (a moved leader, a broker restart) put the batch back into its partition's
+// queue, before every later batch of the partition, and hold the partition for a backoff; then
+// metadata is refreshed and the partition's queue goes to its (new) leader. The same encoded
+// bytes are sent again, up to retry.retries times.
+//
+// Idempotence (on by default with acks -1, as in Kafka 3): on connect the producer gets a producer
+// id and epoch (InitProducerId); every batch is stamped with them and a per-partition sequence
+// when first encoded, so a batch retried after a lost answer is recognised by the broker and
+// answered with its original offsets, and each partition's order holds even with up to 5 batches
+// in flight. A retried batch is sent alone and only once every earlier batch of its partition is
+// acknowledged; later batches that reach the broker past the gap it leaves get
+// OUT_OF_ORDER_SEQUENCE_NUMBER and are retried behind it. When the broker has lost or rejects the
+// producer's state (UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH, a sequence gap no earlier batch
+// explains) or a batch with a sequence fails for good, the producer waits for its in-flight
+// requests, bumps its epoch (InitProducerId with its id and epoch, KIP-360) and re-encodes every
+// unacknowledged batch with the new epoch and sequences from 0. A batch written under the old
+// epoch whose answer was lost is then written again: across an epoch bump a record can be
+// duplicated, as with Kafka's producer. Without idempotence a retry may reorder or duplicate
+// records, as with Kafka's producer when idempotence is off.
 //
 // Called from user code on any tick; the state below is only touched synchronously between
 // awaits, so no interleaving sees a half-updated queue.
 import { encodeRecordBatch, type CompressionName } from '../codec/record-batch.js';
 import { KavkaError, toKavkaError, isRetriable } from '../util/errors.js';
 import type { Clock } from '../util/clock.js';
-import { RecordAccumulator, type BatchSettings, type ProducerBatch } from './accumulator.js';
+import { RecordAccumulator, type BatchResult, type BatchSettings, type ProducerBatch } from './accumulator.js';
 import type { Cluster, TopicInfo } from './cluster.js';
 import { errorNameOf } from './cluster.js';
 import { estimateRecordSize, toBytes, toRecordHeaders, toTimestamp } from './convert.js';
+import { IdempotentState, MAX_UNACKNOWLEDGED_BATCHES_PER_PARTITION, partitionKey } from './idempotence.js';
 import { StickyPartitioner, type PartitionChoice } from './partitioner.js';
 import { ProduceStreamConnection } from './produce-stream.js';
 import { backoffMs, withRetry } from './retry.js';
-import type { ConnectionPool } from './rpc.js';
+import type { ConnectionPool, KavkaRpc } from './rpc.js';
 import type { ProduceResponse__Output } from '../gen/kavka/v1/ProduceResponse.js';
 import type { Acks, ClientLogger, CustomPartitioner, Message, ProducerBatchRecord, ProducerConfig, ProducerRecord, RecordMetadata, RetryOptions } from './types.js';
 
 export interface ProducerDependencies {
   cluster: Cluster;
   pool: ConnectionPool;
+  rpc: KavkaRpc;
   clock: Clock;
   random: () => number;
   sleep: (ms: number) => Promise<void>;
@@ -46,7 +65,13 @@ interface ResolvedProducerConfig {
   timeoutMs: number;
   allowAutoTopicCreation: boolean;
   useUnaryProduce: boolean;
+  idempotent: boolean;
+  /** Whether the user set idempotent: true (then a send() with other acks is refused). */
+  idempotentExplicit: boolean;
 }
+
+/** Largest producer epoch (int16). */
+const MAX_PRODUCER_EPOCH = 32_767;
 
 function resolveConfig(config: ProducerConfig): ResolvedProducerConfig {
   const resolved: ResolvedProducerConfig = {
@@ -60,6 +85,8 @@ function resolveConfig(config: ProducerConfig): ResolvedProducerConfig {
     timeoutMs: config.timeoutMs ?? 30_000,
     allowAutoTopicCreation: config.allowAutoTopicCreation ?? true,
     useUnaryProduce: config.useUnaryProduce ?? false,
+    idempotent: false,
+    idempotentExplicit: config.idempotent === true,
   };
   const positive: [keyof ResolvedProducerConfig, number][] = [
     ['batchSizeBytes', resolved.batchSizeBytes],
@@ -74,6 +101,19 @@ function resolveConfig(config: ProducerConfig): ResolvedProducerConfig {
   if (!Number.isInteger(resolved.lingerMs) || resolved.lingerMs < 0) throw new KavkaError('INVALID_REQUEST', `producer lingerMs must be a non-negative integer, got ${resolved.lingerMs}`, { retriable: false });
   checkAcks(resolved.acks);
   checkCompression(resolved.compression);
+  if (config.idempotent !== undefined && typeof config.idempotent !== 'boolean') throw new KavkaError('INVALID_REQUEST', `producer idempotent must be true or false, got ${String(config.idempotent)}`, { retriable: false });
+  if (config.idempotent === true) {
+    if (resolved.acks !== -1) throw new KavkaError('INVALID_REQUEST', `an idempotent producer needs acks -1 (all in-sync replicas), got acks ${resolved.acks}: set acks: -1 or idempotent: false`, { retriable: false });
+    if (resolved.maxInFlightRequests > MAX_UNACKNOWLEDGED_BATCHES_PER_PARTITION) {
+      throw new KavkaError(
+        'INVALID_REQUEST',
+        `an idempotent producer allows at most ${MAX_UNACKNOWLEDGED_BATCHES_PER_PARTITION} maxInFlightRequests (the broker remembers a producer's last ${MAX_UNACKNOWLEDGED_BATCHES_PER_PARTITION} batches per partition), got ${resolved.maxInFlightRequests}: lower maxInFlightRequests or set idempotent: false`,
+        { retriable: false },
+      );
+    }
+  }
+  // Kafka 3: on unless set, and silently off when acks or max in flight conflict with it.
+  resolved.idempotent = config.idempotent ?? (resolved.acks === -1 && resolved.maxInFlightRequests <= MAX_UNACKNOWLEDGED_BATCHES_PER_PARTITION);
   return resolved;
 }
 
@@ -87,6 +127,17 @@ function checkCompression(compression: string): asserts compression is Compressi
 
 function choiceOf(topic: TopicInfo): PartitionChoice {
   return { partitions: topic.partitions.map((p) => p.partition), available: topic.partitions.filter((p) => p.leader >= 0).map((p) => p.partition) };
+}
+
+/** The batches of one partition that wait to be sent, and the broker they go to. */
+interface PartitionQueue {
+  readonly key: string;
+  /** Ascending by ordinal: fresh batches at the end, a retried one back before every later one. */
+  readonly batches: ProducerBatch[];
+  /** The broker whose round robin lists this queue; undefined while not listed. */
+  address: string | undefined;
+  /** Backoffs under way: while any runs, the queue is not listed and sends nothing. */
+  backoffs: number;
 }
 
 /** Where the first record of one send() landed in one partition. */
@@ -103,11 +154,21 @@ export class Producer {
   private readonly sticky: StickyPartitioner;
   private readonly custom: CustomPartitioner | undefined;
   private readonly connections = new Map<string, ProduceStreamConnection>();
+  /** Per partition ("topic\u0000partition"): batches drained or retried and not yet sent. */
+  private readonly partitionQueues = new Map<string, PartitionQueue>();
   /**
-   * Batches routed to a broker and waiting for an in-flight slot: per address, a FIFO per
-   * partition ("topic\u0000partition"). Map order is the round-robin order of partitions.
+   * Per broker address, the partition queues it leads that may send. Map order is the
+   * round-robin order of partitions. A queue is listed under at most one address.
    */
-  private readonly brokerQueues = new Map<string, Map<string, ProducerBatch[]>>();
+  private readonly brokerQueues = new Map<string, Map<string, PartitionQueue>>();
+  /** Produce requests sent and not answered, over all brokers. */
+  private inFlightRequests = 0;
+  private nextOrdinal = 0;
+  /** Undefined when the producer is not idempotent. */
+  private readonly idempotence: IdempotentState | undefined;
+  /** The epoch bump under way, if any. */
+  private bumping: Promise<void> | undefined;
+  private connecting: Promise<void> | undefined;
   /** Every batch not yet settled, wherever it is. */
   private readonly unsettled = new Set<ProducerBatch>();
   private readonly topicsOfInterest = new Set<string>();
@@ -128,12 +189,23 @@ export class Producer {
     this.accumulator = new RecordAccumulator(this.config.batchSizeBytes, this.config.lingerMs);
     this.sticky = new StickyPartitioner(deps.random);
     this.custom = config.partitioner?.();
+    this.idempotence = this.config.idempotent ? new IdempotentState() : undefined;
   }
 
+  /** Fetches metadata and, for an idempotent producer, its producer id and epoch. */
   async connect(): Promise<void> {
     if (this.state === 'disconnecting' || this.state === 'disconnected') throw new KavkaError('NETWORK_EXCEPTION', 'the producer is disconnected; create a new one', { retriable: false });
+    this.connecting ??= this.establish().catch((error: unknown) => {
+      this.connecting = undefined;
+      throw error;
+    });
+    await this.connecting;
+  }
+
+  private async establish(): Promise<void> {
     await this.deps.cluster.connect();
-    this.state = 'connected';
+    if (this.idempotence !== undefined && !this.idempotence.hasProducerId) await this.initProducerId();
+    if (this.state === 'idle') this.state = 'connected';
   }
 
   async send(record: ProducerRecord): Promise<RecordMetadata[]> {
@@ -195,6 +267,9 @@ export class Producer {
   private settingsFor(record: ProducerRecord): BatchSettings {
     const acks = record.acks ?? this.config.acks;
     checkAcks(acks);
+    if (this.config.idempotentExplicit && acks !== -1) {
+      throw new KavkaError('INVALID_REQUEST', `this producer is idempotent (idempotent: true), which needs acks -1; the send asked for acks ${acks}`, { retriable: false });
+    }
     const compression = record.compression ?? this.config.compression;
     checkCompression(compression);
     const timeoutMs = record.timeoutMs ?? this.config.timeoutMs;
@@ -310,35 +385,73 @@ export class Producer {
     });
   }
 
-  /** Moves ready batches (all of them with `flush`) from the accumulator towards their brokers. */
+  /** Moves ready batches (all of them with `flush`) from the accumulator to their partition queues. */
   private drain(flush: boolean): void {
     const ready = this.accumulator.drainReady(this.deps.clock.monotonicMs(), flush || this.state === 'disconnecting');
+    const touched = new Set<PartitionQueue>();
     for (const batch of ready) {
       const topic = this.deps.cluster.cachedTopic(batch.topic);
       if (topic !== undefined) this.sticky.onBatchSent(batch.topic, batch.partition, choiceOf(topic));
-      this.route(batch);
+      batch.ordinal = this.nextOrdinal++;
+      touched.add(this.enqueue(batch));
     }
+    for (const queue of touched) this.list(queue);
     this.scheduleTimer();
   }
 
-  private route(batch: ProducerBatch): void {
-    let address: string;
-    try {
-      address = this.deps.cluster.leaderFor(batch.topic, batch.partition).address;
-    } catch (error) {
-      this.retryLater(batch, toKavkaError(error));
+  /** Puts a batch into its partition's queue, in ordinal order. */
+  private enqueue(batch: ProducerBatch): PartitionQueue {
+    const key = partitionKey(batch.topic, batch.partition);
+    let queue = this.partitionQueues.get(key);
+    if (queue === undefined) {
+      queue = { key, batches: [], address: undefined, backoffs: 0 };
+      this.partitionQueues.set(key, queue);
+    }
+    let at = queue.batches.length;
+    while (at > 0 && queue.batches[at - 1].ordinal > batch.ordinal) at--;
+    queue.batches.splice(at, 0, batch);
+    return queue;
+  }
+
+  /**
+   * Lists a queue that has batches and no backoff under its partition's leader (looked up now
+   * when it is not listed yet) and sends what may go there.
+   */
+  private list(queue: PartitionQueue): void {
+    if (queue.backoffs > 0) return;
+    if (queue.batches.length === 0) {
+      this.unlist(queue);
       return;
     }
-    let queues = this.brokerQueues.get(address);
-    if (queues === undefined) {
-      queues = new Map();
-      this.brokerQueues.set(address, queues);
+    if (queue.address === undefined) {
+      const head = queue.batches[0];
+      let address: string;
+      try {
+        address = this.deps.cluster.leaderFor(head.topic, head.partition).address;
+      } catch (error) {
+        this.backOffQueue(queue, toKavkaError(error));
+        return;
+      }
+      let listed = this.brokerQueues.get(address);
+      if (listed === undefined) {
+        listed = new Map();
+        this.brokerQueues.set(address, listed);
+      }
+      listed.set(queue.key, queue);
+      queue.address = address;
     }
-    const key = `${batch.topic}\u0000${batch.partition}`;
-    const queue = queues.get(key);
-    if (queue === undefined) queues.set(key, [batch]);
-    else queue.push(batch);
-    this.pump(address);
+    this.pump(queue.address);
+  }
+
+  /** Takes a queue out of its broker's round robin; forgets it when it is empty and idle. */
+  private unlist(queue: PartitionQueue): void {
+    if (queue.address !== undefined) {
+      const listed = this.brokerQueues.get(queue.address);
+      listed?.delete(queue.key);
+      if (listed?.size === 0) this.brokerQueues.delete(queue.address);
+      queue.address = undefined;
+    }
+    if (queue.batches.length === 0 && queue.backoffs === 0 && this.partitionQueues.get(queue.key) === queue) this.partitionQueues.delete(queue.key);
   }
 
   private connection(address: string): ProduceStreamConnection {
@@ -350,47 +463,104 @@ export class Producer {
     return connection;
   }
 
-  /** Sends queued batches to `address` while it has free in-flight slots. */
+  /** Sends queued batches to `address` while it has free in-flight slots and batches may go. */
   private pump(address: string): void {
-    const queues = this.brokerQueues.get(address);
-    if (queues === undefined) return;
+    if (this.idempotence?.bumpRequired === true || this.bumping !== undefined) {
+      this.maybeBumpEpoch();
+      return;
+    }
+    const listed = this.brokerQueues.get(address);
+    if (listed === undefined) return;
     const connection = this.connection(address);
-    while (queues.size > 0 && connection.hasCapacity) {
-      const request = this.takeRequest(queues);
+    while (listed.size > 0 && connection.hasCapacity) {
+      const request = this.takeRequest(listed, connection.usesUnary);
+      if (request.length === 0) break;
       this.sendRequest(address, connection, request);
     }
-    if (queues.size === 0) this.brokerQueues.delete(address);
+  }
+
+  private pumpAll(): void {
+    for (const address of [...this.brokerQueues.keys()]) this.pump(address);
   }
 
   /**
-   * Takes batches for one request: from each partition queue in round-robin order, its oldest
-   * batches (so per-partition order holds), all with the acks of the first, up to
+   * Takes batches for one request: from each listed partition queue in round-robin order, its
+   * oldest batches that may go (mayTake), all with the acks of the first, up to
    * maxRequestSizeBytes (the first batch always goes, however large). Several batches of one
    * partition travel back to back in one PartitionProduceData, which the broker appends at
-   * consecutive offsets. A partition that still has batches moves to the back of the order.
+   * consecutive offsets; an idempotent producer's retried batch travels alone. A visited
+   * partition moves to the back of the order; an emptied one leaves it.
    * Costs O(partitions + batches taken).
    */
-  private takeRequest(queues: Map<string, ProducerBatch[]>): ProducerBatch[] {
+  private takeRequest(listed: Map<string, PartitionQueue>, unary: boolean): ProducerBatch[] {
     const taken: ProducerBatch[] = [];
     let acks: number | undefined;
     let bytes = 0;
-    for (const [key, queue] of [...queues]) {
-      acks ??= queue[0].settings.acks;
-      while (queue.length > 0 && queue[0].settings.acks === acks) {
-        const size = this.encode(queue[0]).length;
+    for (const queue of [...listed.values()]) {
+      let fromQueue = 0;
+      while (queue.batches.length > 0) {
+        const head = queue.batches[0];
+        if (acks !== undefined && head.settings.acks !== acks) break;
+        if (!this.mayTake(head, fromQueue, unary)) break;
+        const resend = this.isIdempotentResend(head);
+        const size = this.encode(head).length;
         if (taken.length > 0 && bytes + size > this.config.maxRequestSizeBytes) break;
-        taken.push(queue.shift() as ProducerBatch);
+        acks ??= head.settings.acks;
+        taken.push(queue.batches.shift() as ProducerBatch);
         bytes += size;
+        fromQueue++;
+        if (resend) break;
       }
-      queues.delete(key);
-      if (queue.length > 0) queues.set(key, queue);
+      listed.delete(queue.key);
+      if (queue.batches.length > 0) listed.set(queue.key, queue);
+      else this.unlist(queue);
       if (bytes >= this.config.maxRequestSizeBytes) break;
     }
     return taken;
   }
 
+  private isIdempotentBatch(batch: ProducerBatch): boolean {
+    return this.idempotence !== undefined && batch.settings.acks === -1;
+  }
+
+  /** An idempotent batch sent before under the current epoch (its bytes are kept). */
+  private isIdempotentResend(batch: ProducerBatch): boolean {
+    return this.isIdempotentBatch(batch) && batch.sends > 0 && batch.encoded !== undefined;
+  }
+
+  /**
+   * May the head of a partition queue go now, as the (fromQueue + 1)-th batch of its partition in
+   * this request? Without idempotence, always. With it: a retried batch only alone and only when
+   * every earlier batch of the partition is acknowledged (Kafka's Sender does the same), so a
+   * retry can never overtake a later batch; a fresh batch only while fewer than 5 batches of the
+   * partition are unacknowledged (the broker remembers the last 5). Unary Produce calls may be
+   * handled out of order, so there a partition has one request in flight at a time.
+   */
+  private mayTake(head: ProducerBatch, fromQueue: number, unary: boolean): boolean {
+    const state = this.idempotence;
+    if (state === undefined || !this.isIdempotentBatch(head)) return true;
+    const position = state.position(head);
+    if (this.isIdempotentResend(head)) return fromQueue === 0 && position === 0;
+    if (unary && fromQueue === 0 && position > 0) return false;
+    return position < MAX_UNACKNOWLEDGED_BATCHES_PER_PARTITION;
+  }
+
+  /** The batch's bytes, encoded on first use; an idempotent batch gets its sequence here. */
   private encode(batch: ProducerBatch): Buffer {
-    batch.encoded ??= encodeRecordBatch({ records: batch.records, compression: batch.settings.compression });
+    if (batch.encoded !== undefined) return batch.encoded;
+    const state = this.idempotence;
+    if (state !== undefined && this.isIdempotentBatch(batch)) {
+      batch.baseSequence = state.assign(batch);
+      batch.encoded = encodeRecordBatch({
+        records: batch.records,
+        compression: batch.settings.compression,
+        producerId: state.producerId,
+        producerEpoch: state.producerEpoch,
+        baseSequence: batch.baseSequence,
+      });
+    } else {
+      batch.encoded = encodeRecordBatch({ records: batch.records, compression: batch.settings.compression });
+    }
     return batch.encoded;
   }
 
@@ -399,6 +569,7 @@ export class Producer {
     const byTopic = new Map<string, Map<number, ProducerBatch[]>>();
     let timeoutMs = 0;
     for (const batch of batches) {
+      batch.sends++;
       let partitions = byTopic.get(batch.topic);
       if (partitions === undefined) {
         partitions = new Map();
@@ -417,30 +588,45 @@ export class Producer {
       })),
     }));
     const request = { acks: batches[0].settings.acks, timeoutMs, topics };
+    this.inFlightRequests++;
     connection.send(request, timeoutMs + this.deps.requestTimeoutMs).then(
       (response) => {
+        this.inFlightRequests--;
         this.onResponse(byTopic, response);
-        this.pump(address);
+        this.afterRequest(address, batches);
       },
       (error: unknown) => {
+        this.inFlightRequests--;
         const failure = toKavkaError(error);
         this.deps.logger?.debug({ address, error: failure.message, code: failure.code }, 'produce request failed');
         for (const batch of batches) this.onBatchError(batch, failure);
-        this.pump(address);
+        this.afterRequest(address, batches);
       },
     );
+  }
+
+  /** A request was answered: its broker has a free slot, and its partitions may send again. */
+  private afterRequest(address: string, batches: ProducerBatch[]): void {
+    const addresses = new Set([address]);
+    for (const batch of batches) {
+      const queued = this.partitionQueues.get(partitionKey(batch.topic, batch.partition))?.address;
+      if (queued !== undefined) addresses.add(queued);
+    }
+    for (const each of addresses) this.pump(each);
   }
 
   private onResponse(sent: Map<string, Map<number, ProducerBatch[]>>, response: ProduceResponse__Output): void {
     const results = new Map<string, ProduceResponse__Output['topics'][number]['partitions'][number]>();
     for (const topic of response.topics) {
-      for (const p of topic.partitions) results.set(`${topic.name}\u0000${p.partition}`, p);
+      for (const p of topic.partitions) results.set(partitionKey(topic.name, p.partition), p);
     }
     for (const [topic, partitions] of sent) {
       for (const [partition, list] of partitions) {
-        const result = results.get(`${topic}\u0000${partition}`);
+        const result = results.get(partitionKey(topic, partition));
         const code = result === undefined ? 'UNKNOWN_SERVER_ERROR' : errorNameOf(result.errorCode);
-        if (result === undefined || code !== 'NONE') {
+        // A duplicate answered with offsets is a success: the broker has these batches there.
+        const duplicateWithOffsets = code === 'DUPLICATE_SEQUENCE_NUMBER' && result !== undefined && BigInt(result.baseOffset) >= 0n;
+        if (result === undefined || (code !== 'NONE' && !duplicateWithOffsets)) {
           const message = result === undefined ? `produce response has no result for ${topic}-${partition}` : `${topic}-${partition}: ${result.errorMessage || code}`;
           const error = new KavkaError(code, message, result === undefined ? { retriable: false } : {});
           for (const batch of list) this.onBatchError(batch, error);
@@ -449,31 +635,105 @@ export class Producer {
         // The broker appended the batches at consecutive offsets from base_offset.
         let baseOffset = BigInt(result.baseOffset);
         for (const batch of list) {
-          batch.succeed({ baseOffset, logAppendTime: BigInt(result.logAppendTime), logStartOffset: BigInt(result.logStartOffset) });
+          this.succeed(batch, { baseOffset, logAppendTime: BigInt(result.logAppendTime), logStartOffset: BigInt(result.logStartOffset) });
           if (baseOffset >= 0n) baseOffset += BigInt(batch.recordCount);
         }
       }
     }
   }
 
-  private onBatchError(batch: ProducerBatch, error: KavkaError): void {
-    if (isRetriable(error)) this.retryLater(batch, error);
-    else batch.fail(error);
+  private succeed(batch: ProducerBatch, result: BatchResult): void {
+    this.idempotence?.settle(batch);
+    batch.succeed(result);
   }
 
-  /** Refreshes metadata and re-routes the batch after a backoff, or fails it when out of retries. */
-  private retryLater(batch: ProducerBatch, error: KavkaError): void {
+  /**
+   * Fails a batch for good. An idempotent batch with a sequence leaves a gap the broker may or may
+   * not have filled, so the producer bumps its epoch before it sends again.
+   */
+  private failBatch(batch: ProducerBatch, error: KavkaError): void {
+    const state = this.idempotence;
+    if (state?.holds(batch) === true) {
+      state.settle(batch);
+      this.requireEpochBump(`${batch.topic}-${batch.partition} batch at sequence ${batch.baseSequence} failed with ${error.code}`);
+    }
+    batch.fail(error);
+  }
+
+  private onBatchError(batch: ProducerBatch, error: KavkaError): void {
+    if (isRetriable(error) || this.retriableForIdempotence(batch, error)) this.retry(batch, error);
+    else this.failBatch(batch, error);
+  }
+
+  /**
+   * The sequence errors of an idempotent batch, all retried (within the retry count):
+   * - DUPLICATE_SEQUENCE_NUMBER without offsets: the broker has the batch but could not say where
+   *   (it repeated one inside an append of several); the retry goes alone and gets its offsets.
+   * - OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH while an earlier
+   *   batch of the partition is unacknowledged: this one arrived past the gap that one leaves, or
+   *   both carry a state the broker lost; the earlier batch's fate decides, so wait behind it.
+   * - The same for the oldest unacknowledged batch: the broker lost or rejects this producer's
+   *   state (expired after producer.id.expiration.ms, or lost with an unclean leader change).
+   *   Bump the epoch and retry under it from sequence 0 (Kafka 3 bumps on these too).
+   */
+  private retriableForIdempotence(batch: ProducerBatch, error: KavkaError): boolean {
+    const state = this.idempotence;
+    if (state === undefined || !state.holds(batch)) return false;
+    switch (error.code) {
+      case 'DUPLICATE_SEQUENCE_NUMBER':
+        return true;
+      case 'OUT_OF_ORDER_SEQUENCE_NUMBER':
+      case 'UNKNOWN_PRODUCER_ID':
+      case 'INVALID_PRODUCER_EPOCH':
+        if (!state.hasEarlierUnacknowledged(batch)) this.requireEpochBump(`${batch.topic}-${batch.partition}: ${error.message}`);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * Puts the batch back into its partition's queue, before every later batch, and holds the
+   * partition for a backoff; then metadata is refreshed and the queue goes to its leader. Fails
+   * the batch when it is out of retries.
+   */
+  private retry(batch: ProducerBatch, error: KavkaError): void {
     if (batch.attempts >= this.deps.retry.retries) {
-      batch.fail(error);
+      this.failBatch(batch, error);
       return;
     }
     const delay = backoffMs(batch.attempts, this.deps.retry, this.deps.random);
     batch.attempts++;
     this.deps.logger?.debug({ topic: batch.topic, partition: batch.partition, code: error.code, attempt: batch.attempts, delayMs: delay }, 'retrying produce batch');
+    this.backOff(this.enqueue(batch), delay);
+  }
+
+  /** The partition has no leader to send to: every queued batch spends a retry, or fails. */
+  private backOffQueue(queue: PartitionQueue, error: KavkaError): void {
+    let attempt = 0;
+    for (const batch of [...queue.batches]) {
+      if (batch.attempts >= this.deps.retry.retries) {
+        queue.batches.splice(queue.batches.indexOf(batch), 1);
+        this.failBatch(batch, error);
+      } else {
+        attempt = Math.max(attempt, batch.attempts);
+        batch.attempts++;
+      }
+    }
+    this.deps.logger?.debug({ queue: queue.key.replace('\u0000', '-'), code: error.code, batches: queue.batches.length }, 'no leader to send to; backing off');
+    this.backOff(queue, backoffMs(attempt, this.deps.retry, this.deps.random));
+  }
+
+  private backOff(queue: PartitionQueue, delayMs: number): void {
+    this.unlist(queue);
+    queue.backoffs++;
     void this.deps
-      .sleep(delay)
+      .sleep(delayMs)
       .then(() => this.refreshMetadata())
-      .then(() => this.route(batch));
+      .then(() => {
+        queue.backoffs--;
+        this.list(queue);
+      });
   }
 
   private refreshMetadata(): Promise<void> {
@@ -485,5 +745,78 @@ export class Producer {
       });
     return this.refreshing;
   }
-}
 
+  // ---------------------------------------------------------------- idempotence
+
+  /**
+   * InitProducerId through any broker (the controller first, then the others in turn), with the
+   * client's retries on retriable errors. With a producer id already, asks for the next epoch of
+   * it (KIP-360). Resets every partition's sequence to 0.
+   */
+  private async initProducerId(): Promise<void> {
+    const state = this.idempotence;
+    if (state === undefined) return;
+    const current = state.hasProducerId ? { producerId: state.producerId.toString(), producerEpoch: state.producerEpoch } : {};
+    const response = await withRetry(async (attempt) => this.deps.rpc.initProducerId(await this.brokerForAttempt(attempt), { transactionalId: '', ...current }), {
+      options: this.deps.retry,
+      random: this.deps.random,
+      sleep: this.deps.sleep,
+      beforeRetry: () => this.deps.cluster.refresh([]),
+    });
+    const producerId = BigInt(response.producerId);
+    const producerEpoch = response.producerEpoch;
+    if (producerId < 0n || !Number.isInteger(producerEpoch) || producerEpoch < 0 || producerEpoch > MAX_PRODUCER_EPOCH) {
+      throw new KavkaError('UNKNOWN_SERVER_ERROR', `InitProducerId answered producer id ${response.producerId} epoch ${producerEpoch}`, { retriable: false });
+    }
+    state.reset(producerId, producerEpoch);
+    this.deps.logger?.debug({ producerId: producerId.toString(), producerEpoch }, 'idempotent producer id and epoch');
+  }
+
+  private async brokerForAttempt(attempt: number): Promise<string> {
+    const first = await this.deps.cluster.anyBrokerAddress();
+    const all = [first, ...this.deps.cluster.describe().brokers.map((b) => b.address).filter((a) => a !== first)];
+    return all[attempt % all.length];
+  }
+
+  private requireEpochBump(reason: string): void {
+    const state = this.idempotence;
+    if (state === undefined || state.bumpRequired) return;
+    state.bumpRequired = true;
+    this.deps.logger?.info({ producerId: state.producerId.toString(), producerEpoch: state.producerEpoch, reason }, 'idempotent producer will bump its epoch');
+  }
+
+  /**
+   * Bumps the epoch once nothing is in flight (a batch still in flight under the old epoch could
+   * succeed and leave a gap in the new sequences) and something waits to be sent. Then every
+   * unacknowledged batch is re-encoded with the new epoch and sequences from 0, in order. If the
+   * bump fails, the queued batches fail with its error; the next send tries again.
+   */
+  private maybeBumpEpoch(): void {
+    const state = this.idempotence;
+    if (state === undefined || !state.bumpRequired || this.bumping !== undefined || this.inFlightRequests > 0) return;
+    if (![...this.partitionQueues.values()].some((q) => q.batches.length > 0)) return;
+    this.bumping = this.initProducerId()
+      .then(
+        () => {
+          for (const batch of this.unsettled) {
+            if (batch.baseSequence >= 0) {
+              batch.encoded = undefined;
+              batch.baseSequence = -1;
+            }
+          }
+        },
+        (error: unknown) => {
+          const failure = toKavkaError(error);
+          this.deps.logger?.warn({ error: failure.message, code: failure.code }, 'idempotent producer could not bump its epoch');
+          for (const queue of [...this.partitionQueues.values()]) {
+            for (const batch of queue.batches.splice(0)) this.failBatch(batch, failure);
+            this.unlist(queue);
+          }
+        },
+      )
+      .finally(() => {
+        this.bumping = undefined;
+        this.pumpAll();
+      });
+  }
+}

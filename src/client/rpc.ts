@@ -27,6 +27,8 @@ import type { FetchResponse__Output } from '../gen/kavka/v1/FetchResponse.js';
 import type { ListOffsetsRequest } from '../gen/kavka/v1/ListOffsetsRequest.js';
 import type { ListOffsetsResponse__Output } from '../gen/kavka/v1/ListOffsetsResponse.js';
 import type { DescribeQuorumResponse__Output } from '../gen/kavka/v1/DescribeQuorumResponse.js';
+import type { InitProducerIdRequest } from '../gen/kavka/v1/InitProducerIdRequest.js';
+import type { InitProducerIdResponse__Output } from '../gen/kavka/v1/InitProducerIdResponse.js';
 
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 export const CONSUMER_FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
@@ -159,6 +161,12 @@ export class KavkaRpc {
   listOffsets(address: string, request: ListOffsetsRequest): Promise<ListOffsetsResponse__Output> {
     const client = this.pool.client(address);
     return callUnary((options, cb) => client.ListOffsets(request, options, cb), this.requestTimeoutMs);
+  }
+
+  /** A producer id and epoch for an idempotent producer, or the next epoch of a given one (KIP-360). */
+  initProducerId(address: string, request: InitProducerIdRequest, timeoutMs = this.requestTimeoutMs): Promise<InitProducerIdResponse__Output> {
+    const client = this.pool.client(address);
+    return callUnary((options, cb) => client.InitProducerId(request, options, cb), timeoutMs);
   }
 
   describeQuorum(address: string, timeoutMs = this.requestTimeoutMs): Promise<DescribeQuorumResponse__Output> {

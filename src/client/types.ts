@@ -116,6 +116,16 @@ export interface ProducerConfig {
   allowAutoTopicCreation?: boolean;
   /** Use the unary Produce RPC instead of ProduceStream. */
   useUnaryProduce?: boolean;
+  /**
+   * Kafka's enable.idempotence: the producer gets a producer id (InitProducerId) and stamps every
+   * batch with it, its epoch and a per-partition sequence, so the broker drops a retried batch it
+   * already has and keeps each partition's batches in order even with several in flight.
+   * Default: on when acks is -1 and maxInFlightRequests <= 5, else off (as Kafka 3 does when not
+   * set explicitly). `true` with acks 0 or 1, or with more than 5 in flight, is a config error.
+   * With the default on, a send() that asks for acks 0 or 1 sends those records without
+   * idempotence; with `true` such a send() is refused.
+   */
+  idempotent?: boolean;
 }
 
 // ---------------------------------------------------------------- consuming

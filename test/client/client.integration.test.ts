@@ -2,7 +2,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { Kavka, KavkaError, type Admin, type KafkaMessage, type Producer } from '../../src/client/index.js';
+import { ConnectionPool, KavkaRpc } from '../../src/client/rpc.js';
 import { partitionForKey } from '../../src/util/murmur2.js';
+import { batchHeaders } from './fake-broker.js';
 
 let node: TestBroker;
 let kavka: Kavka;
@@ -269,5 +271,48 @@ describe('admin', () => {
     expect(cluster.brokers).toEqual([expect.objectContaining({ nodeId: 1 })]);
     expect(cluster.controller).toBe(1);
     await expect(admin.fetchTopicOffsets('no-such-topic')).rejects.toMatchObject({ code: 'UNKNOWN_TOPIC_OR_PARTITION' });
+  });
+});
+
+describe('idempotent producer', () => {
+  it('gets producer ids from InitProducerId, a different one per producer, and stamps them into its batches', async () => {
+    const pool = new ConnectionPool('init-producer-id');
+    const rpc = new KavkaRpc(pool, 10_000);
+    try {
+      const first = await rpc.initProducerId(node.clientAddress, { transactionalId: '' });
+      const second = await rpc.initProducerId(node.clientAddress, { transactionalId: '' });
+      expect(BigInt(first.producerId)).toBeGreaterThanOrEqual(0n);
+      expect(BigInt(second.producerId)).toBeGreaterThanOrEqual(0n);
+      expect(second.producerId).not.toBe(first.producerId);
+      expect([first.producerEpoch, second.producerEpoch]).toEqual([0, 0]);
+      // KIP-360: the same id with the next epoch.
+      const bumped = await rpc.initProducerId(node.clientAddress, { transactionalId: '', producerId: first.producerId, producerEpoch: first.producerEpoch });
+      expect(bumped).toEqual({ producerId: first.producerId, producerEpoch: 1 });
+
+      await admin.createTopics({ topics: [{ topic: 'idempotent', numPartitions: 1 }] });
+      const a = kavka.producer({ lingerMs: 0 });
+      const b = kavka.producer({ lingerMs: 0 });
+      await a.send({ topic: 'idempotent', messages: [{ value: 'a1' }, { value: 'a2' }] });
+      await b.send({ topic: 'idempotent', messages: [{ value: 'b1' }] });
+      await a.send({ topic: 'idempotent', messages: [{ value: 'a3' }] });
+      await a.disconnect();
+      await b.disconnect();
+
+      const fetched = await rpc.fetch(node.clientAddress, { maxWaitMs: 0, minBytes: 0, topics: [{ name: 'idempotent', partitions: [{ partition: 0, fetchOffset: '0' }] }] });
+      const headers = batchHeaders(fetched.topics[0].partitions[0].batches);
+      expect(headers.map((h) => [h.producerEpoch, h.baseSequence, h.recordsCount])).toEqual([
+        [0, 0, 2],
+        [0, 0, 1],
+        [0, 2, 1],
+      ]);
+      const [idA, idB, idA2] = headers.map((h) => h.producerId);
+      expect(idA).toBeGreaterThanOrEqual(0n);
+      expect(idB).toBeGreaterThanOrEqual(0n);
+      expect(idB).not.toBe(idA);
+      expect(idA2).toBe(idA);
+      expect([idA, idB]).not.toContain(BigInt(first.producerId));
+    } finally {
+      pool.close();
+    }
   });
 });
