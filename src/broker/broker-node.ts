@@ -232,7 +232,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
     () => logManager.state.kind === 'offline',
     (p) => failuresTolerated(controller.image, p.image, p.minInsyncReplicas, controller.voters()),
   );
-  const servers = new GrpcServers({ nodeId, config, controller, controllerChannel: channel, producerIds: new ProducerIdManager(nodeId, channel), replicaManager, metrics, clock, logger: logger.child({ component: 'server' }) }, transport.serviceHandlers(), () => transport.endInbound());
+  const servers = new GrpcServers({ nodeId, config, controller, controllerChannel: channel, producerIds: new ProducerIdManager(nodeId, channel), metadataCaughtUp: () => lifecycle?.state.caughtUp === true, replicaManager, metrics, clock, logger: logger.child({ component: 'server' }) }, transport.serviceHandlers(), () => transport.endInbound());
   const admin = new AdminHttpServer(metrics.registry, () => readiness);
   let retentionCancel: (() => void) | undefined;
   let unsubscribeImage: () => void = () => undefined;

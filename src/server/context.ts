@@ -14,6 +14,11 @@ export interface ServerContext {
   readonly controller: QuorumController;
   /** Calls to the active controller (which may be this node). */
   readonly controllerChannel: ControllerChannel;
+  /**
+   * False while this node's metadata has not caught up with its registration (after a start or
+   * restart): its image may be stale, so it does not answer Metadata yet.
+   */
+  readonly metadataCaughtUp: () => boolean;
   /** Producer ids for InitProducerId, from blocks the controller allocates. */
   readonly producerIds: ProducerIdManager;
   readonly replicaManager: ReplicaManager;

@@ -86,6 +86,9 @@ export class KavkaService {
 
   private async metadata(request: MetadataRequest__Output): Promise<MetadataResponse> {
     const { controller, config } = this.context;
+    if (!this.context.metadataCaughtUp()) {
+      throw new KavkaError('BROKER_NOT_AVAILABLE', `node ${this.context.nodeId} is catching up on cluster metadata after its start; ask another broker or retry`);
+    }
     if (request.allowAutoTopicCreation) await this.autoCreate(request.topics);
     const image = controller.image;
     const voters = controller.voters();
