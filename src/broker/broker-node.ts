@@ -83,6 +83,8 @@ export function logConfigFor(config: BrokerConfig, topicConfigs: ReadonlyMap<str
     indexIntervalBytes: Number(value('index.interval.bytes')),
     flushPolicy: value('flush.policy') === 'os' ? 'os' : 'batch',
     messageTimestampType: value('message.timestamp.type') === 'LogAppendTime' ? 'LogAppendTime' : 'CreateTime',
+    // A broker key only: Kafka has no topic-level producer.id.expiration.ms.
+    producerIdExpirationMs: config.get('producer.id.expiration.ms'),
   };
 }
 
@@ -333,6 +335,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
         const topicPartition = topicPartitionName(state.topicPartition);
         try {
           const deleted = await state.log.applyRetention(clock.nowMs());
+          await state.log.removeExpiredProducers(clock.nowMs());
           if (deleted > 0) logger.info({ topicPartition, segmentsDeleted: deleted, logStartOffset: state.log.logStartOffset.toString() }, 'retention deleted segments');
         } catch (error) {
           logger.warn({ err: error, topicPartition }, 'retention failed');

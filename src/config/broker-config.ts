@@ -44,6 +44,7 @@ export const BROKER_CONFIG_KEYS = {
   'log.index.interval.bytes': { doc: 'Bytes between sparse offset index entries.', default: '4096', parse: parseInteger(0, INT32_MAX) },
   'log.flush.policy': { doc: 'batch: fsync (group commit) before acknowledging; os: leave it to the page cache.', default: 'batch', parse: parseChoice('batch', 'os') },
   'log.message.timestamp.type': { doc: 'CreateTime or LogAppendTime.', default: 'CreateTime', parse: parseChoice('CreateTime', 'LogAppendTime') },
+  'producer.id.expiration.ms': { doc: 'Forget an idempotent producer idle this long; its next batch then gets UNKNOWN_PRODUCER_ID unless it starts over at sequence 0.', default: '86400000', parse: parseInteger(1, INT32_MAX) },
   'message.max.bytes': { doc: 'Largest record batch accepted.', default: '1048588', parse: parseInteger(0, INT32_MAX) },
   'fetch.max.bytes': { doc: 'Largest fetch response; larger requests are clamped.', default: '57671680', parse: parseInteger(1024, INT32_MAX) },
   'fetch.max.wait.ms.limit': { doc: 'Longest long-poll a fetch may ask for; Kavka only.', default: '30000', parse: parseInteger(0, INT32_MAX) },

@@ -37,6 +37,12 @@ export interface LogConfig {
   /** batch: fsync (group commit) before an append resolves; os: leave it to the page cache. */
   flushPolicy: FlushPolicy;
   messageTimestampType: MessageTimestampType;
+  /**
+   * Drop an idempotent producer's state when its newest batch is this old (producer.id.expiration.ms,
+   * a broker-wide key; Kafka's default 86400000, one day); its next batch then gets UNKNOWN_PRODUCER_ID
+   * unless it starts over at sequence 0. Applied by removeExpiredProducers and when the state is loaded.
+   */
+  producerIdExpirationMs: number;
 }
 
 export interface AppendResult {
@@ -45,8 +51,16 @@ export interface AppendResult {
   /** The broker's append time when the topic uses LogAppendTime, else -1n. */
   logAppendTimeMs: bigint;
   logStartOffset: bigint;
+  /** Records and bytes this call wrote: 0 for a duplicate. */
   recordCount: number;
   sizeBytes: number;
+  /**
+   * True when appendAsLeader recognized the batch as a retry of one of its producer's last 5
+   * batches: nothing was written, and baseOffset/lastOffset are the ORIGINAL batch's offsets
+   * (logAppendTimeMs, for a LogAppendTime topic, the time this replica recorded the original).
+   * Always false for appendAsFollower.
+   */
+  duplicate: boolean;
 }
 
 export interface ReadResult {
@@ -110,6 +124,16 @@ export interface PartitionLog {
    * these bytes; group commit shares one fsync among appends that overlap). Rejects with
    * KavkaError: CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, INVALID_RECORD, INVALID_TIMESTAMP,
    * RECORD_LIST_TOO_LARGE, UNSUPPORTED_COMPRESSION_TYPE, KAFKA_STORAGE_ERROR (the log dir went offline).
+   *
+   * Idempotent producers (producer-state.ts; DESIGN.md section 4): after validation and before
+   * offsets are assigned, the producer fields of the batches (producerId >= 0) are checked against
+   * the partition's producer state; a failure rejects the call with nothing written:
+   * OUT_OF_ORDER_SEQUENCE_NUMBER (a gap, or a retry older than the producer's last 5 batches),
+   * INVALID_PRODUCER_EPOCH (a fenced epoch), UNKNOWN_PRODUCER_ID (no state for the producer, i.e.
+   * it expired, and a first sequence other than 0), DUPLICATE_SEQUENCE_NUMBER (a retry inside an
+   * append of several batches), INVALID_RECORD (a transactional batch). A call of one batch that
+   * repeats one of its producer's last 5 batches exactly writes nothing and resolves with the
+   * original offsets and `duplicate: true`, once those offsets are durable under the flush policy.
    */
   appendAsLeader(batches: Buffer, leaderEpoch: number): Promise<AppendResult>;
   // appendAsLeader also keeps the leader epoch cache: the first append of an epoch above the
@@ -134,6 +158,8 @@ export interface PartitionLog {
    *   below latestEpoch(): this replica holds records of a later epoch than the leader is
    *   sending, so it has not truncated to the divergence point yet.
    * Each batch whose epoch is above the latest records (epoch, its baseOffset) in the epoch cache.
+   * Every batch is recorded in the producer state without checks (the leader checked it), so this
+   * replica can answer retries and detect gaps as soon as it becomes leader.
    * Rolls segments and resolves like appendAsLeader (flush policy batch: after an fsync covering
    * the bytes, shared by group commit; onAppend listeners fire when they are durable).
    * The caller must not change `batches` until the promise settles.
@@ -197,8 +223,10 @@ export interface PartitionLog {
    * end becomes the end of the last batch kept below it (or the base offset of the segment left
    * empty), so the new log end is <= offset. Resolves with the new log end offset. Segments above
    * are deleted, the one holding the new end is cut with its indexes, durableEndOffset moves down
-   * with logEndOffset, and epoch cache entries starting at or after the new end are dropped; all
-   * of it is durable (fsynced) before the promise resolves. Serialized with appends. Reads that
+   * with logEndOffset, epoch cache entries starting at or after the new end are dropped, and the
+   * producer state is rebuilt as of the new end (snapshots above it deleted, the newest one at or
+   * below it loaded, the batches after it replayed), so a retry of a removed batch is appended
+   * again rather than answered as a duplicate; all of it is durable (fsynced) before the promise resolves. Serialized with appends. Reads that
    * started before see the log as it was (the cut waits for them); reads after see it truncated.
    * Appends still waiting for durability of offsets removed reject with NOT_LEADER_OR_FOLLOWER.
    * offset >= logEndOffset removes nothing (only epoch entries starting at or after the log end).
@@ -209,7 +237,8 @@ export interface PartitionLog {
 
   /**
    * Deletes every segment and restarts the log empty at `offset`: logStartOffset = logEndOffset =
-   * durableEndOffset = offset, epoch cache cleared, the log-start checkpoint written, all durable
+   * durableEndOffset = offset, epoch cache cleared, producer state emptied (its snapshots
+   * deleted), the log-start checkpoint written, all durable
    * before it resolves. For a follower whose log lies wholly below the leader's log start (its
    * fetch got OFFSET_OUT_OF_RANGE). Appends waiting for durability reject with
    * NOT_LEADER_OR_FOLLOWER. Reads in flight finish on the old segments.
@@ -238,6 +267,14 @@ export interface PartitionLog {
    * at or below it stays, moved up to start at the new log start (Kafka's truncateFromStart).
    */
   applyRetention(nowMs: number): Promise<number>;
+
+  /**
+   * Drops the state of idempotent producers whose newest batch is config.producerIdExpirationMs
+   * or more before nowMs (serialized with appends); their next batch gets UNKNOWN_PRODUCER_ID
+   * unless it starts at sequence 0. Returns how many were dropped. The broker calls it with
+   * retention. Snapshots are not rewritten: a reload drops expired producers again.
+   */
+  removeExpiredProducers(nowMs: number): Promise<number>;
 
   flush(): Promise<void>;
   close(): Promise<void>;

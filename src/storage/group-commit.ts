@@ -38,7 +38,7 @@ export class GroupCommit {
   private durable: bigint;
   /** The fdatasync in flight, if any. */
   private inFlight: Promise<void> | undefined;
-  /** Sorted by end: appends complete their writes in offset order. */
+  /** Sorted by end (appends arrive in offset order; a duplicate's wait for older offsets is inserted). */
   private waiters: Waiter[] = [];
   private failure: KavkaError | undefined;
   private syncs = 0;
@@ -94,15 +94,20 @@ export class GroupCommit {
     this.advance(end);
   }
 
-  /** Resolves once every offset below `end` is durable; rejects if the log dir fails first. */
+  /**
+   * Resolves once every offset below `end` is durable; rejects if the log dir fails first, or
+   * when a truncation removes offsets below `end`. Appends wait in offset order; a wait for
+   * offsets written earlier (an idempotent producer's retry answered with its original offsets)
+   * may come later and goes in its place.
+   */
   waitDurable(end: bigint): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     assert(end <= this.written, `waiting for ${end}, which is not written (written end ${this.written})`);
     if (end <= this.durable) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      const last = this.waiters[this.waiters.length - 1];
-      assert(last === undefined || last.end <= end, 'durability waiters arrive in offset order');
-      this.waiters.push({ end, resolve, reject });
+      let at = this.waiters.length;
+      while (at > 0 && this.waiters[at - 1].end > end) at--;
+      this.waiters.splice(at, 0, { end, resolve, reject });
       this.maybeStartSync();
     });
   }

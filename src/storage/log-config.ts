@@ -23,6 +23,7 @@ export function validateLogConfig(config: LogConfig): void {
   checkInteger('retention.messages', config.retentionMessages, -1, Number.MAX_SAFE_INTEGER);
   checkInteger('max.message.bytes', config.maxMessageBytes, 0, INT32_MAX);
   checkInteger('index.interval.bytes', config.indexIntervalBytes, 0, INT32_MAX);
+  checkInteger('producer.id.expiration.ms', config.producerIdExpirationMs, 1, Number.MAX_SAFE_INTEGER);
   if (config.flushPolicy !== 'batch' && config.flushPolicy !== 'os') {
     throw new KavkaError('INVALID_CONFIG', `config flush.policy=${String(config.flushPolicy)} is invalid: expected batch or os`);
   }

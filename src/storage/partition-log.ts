@@ -15,6 +15,15 @@
 // written, and after the bytes a truncation removes are gone. So the file never lacks an entry
 // for a batch on disk; entries past the log end after a crash are dropped by the loader.
 //
+// Idempotent producers: `producers` (producer-state.ts) is changed only in the queue. A leader's
+// append checks its batches against it before offsets are assigned (a retry of one of the
+// producer's last 5 batches is answered with the original offsets, nothing written); every batch
+// written, as leader or follower, is recorded synchronously when logEndOffset passes it. Each roll
+// writes a snapshot as of the new segment's base offset (producer-state-snapshot.ts; the newest 2
+// are kept), and a clean close one at the log end before the marker. Open and truncateTo load the
+// newest snapshot at or below the log end and replay the batch headers after it;
+// truncateFullyAndStartAt deletes every snapshot and starts empty.
+//
 // Invariants:
 // - logStartOffset <= durableEndOffset <= logEndOffset; logStartOffset only moves up, except
 //   that truncateFullyAndStartAt restarts the log anywhere.
@@ -25,10 +34,12 @@
 //   completed: every byte a reader may see is written.
 // - Once the log dir is offline nothing is written or synced again; close() then only releases
 //   descriptors (no flush, no marker), so the next open recovers.
+// - Outside a queued task, producers.endOffset == logEndOffset: the state holds exactly the
+//   batches of this log (with retention's deleted ones, until their producers expire).
 // - No leader epoch entry starts past logEndOffset. One may start at it and cover no record yet:
 //   added by assignEpochStartOffset, or moved up to the start of a log left empty by retention.
 import { dirname } from 'node:path';
-import { decodeRecordBatch, effectiveTimestamp, lastOffsetOf } from '../codec/record-batch.js';
+import { decodeRecordBatch, effectiveTimestamp, isControl, lastOffsetOf } from '../codec/record-batch.js';
 import { assert, AssertionError } from '../util/assert.js';
 import type { Clock } from '../util/clock.js';
 import { KavkaError } from '../util/errors.js';
@@ -53,11 +64,15 @@ import { INT32_MAX, validateLogConfig } from './log-config.js';
 import { LogDirHealth } from './log-dir-health.js';
 import { loadLog, type LoadedLog, type LogRecoveryReport } from './log-loader.js';
 import { writeLogStartOffset } from './log-start-offset-checkpoint.js';
+import { producerBatchMetaOf, ProducerStateManager, replayBatchOf, type ProducerStateOptions, type ProducerStateSnapshot, type ReplayBatch } from './producer-state.js';
+import { deleteAllProducerSnapshots, loadProducerState, retainLatestProducerSnapshots, writeProducerSnapshot } from './producer-state-snapshot.js';
 import { LogSegment, type BatchLocation, type SegmentCut } from './segment.js';
 import { isNotFound, nodeStorageFs, type StorageFs } from './storage-fs.js';
 import { SerialQueue } from './serial-queue.js';
 
 const EMPTY: Buffer = Buffer.alloc(0);
+/** Producer-state snapshots kept after each roll and clean close (the newest is kept even below the log start). */
+const PRODUCER_SNAPSHOTS_KEPT = 2;
 
 export interface PartitionLogOptions {
   /** The partition's directory, `<log dir>/<topic>-<partition>`; created when missing. */
@@ -87,11 +102,28 @@ export async function openPartitionLog(options: PartitionLogOptions): Promise<Fi
       await fs.syncDirectory(dirname(options.directory));
     }
     const loaded = await loadLog({ fs, directory: options.directory, topicPartition: options.topicPartition, config: options.config, clock: options.clock, logger });
+    let producers: LoadedProducers;
+    try {
+      producers = await loadProducers({
+        fs,
+        directory: options.directory,
+        segments: loaded.segments,
+        logStartOffset: loaded.logStartOffset,
+        logEndOffset: loaded.logEndOffset,
+        nowMs: options.clock.nowMs(),
+        expirationMs: options.config.producerIdExpirationMs,
+        options: { unknownProducerPolicy: 'reject', partitionName: name },
+        logger,
+      });
+    } catch (error) {
+      for (const segment of loaded.segments) await segment.close().catch(() => undefined);
+      throw error;
+    }
     logger.info(
-      { ...loaded.report, logStartOffset: loaded.logStartOffset.toString(), logEndOffset: loaded.logEndOffset.toString() },
+      { ...loaded.report, ...producers.report, logStartOffset: loaded.logStartOffset.toString(), logEndOffset: loaded.logEndOffset.toString() },
       openedLogMessage(loaded.report),
     );
-    return new FilePartitionLog(options, fs, logger, health, loaded);
+    return new FilePartitionLog(options, fs, logger, health, loaded, producers.manager);
   } catch (error) {
     throw asStorageError(health, 'open', options.directory, error);
   }
@@ -100,6 +132,69 @@ export async function openPartitionLog(options: PartitionLogOptions): Promise<Fi
 function openedLogMessage(report: LogRecoveryReport): string {
   if (report.created) return 'log created (new and empty)';
   return report.cleanShutdown ? 'log loaded after a clean shutdown' : 'log recovered';
+}
+
+interface LoadProducersOptions {
+  fs: StorageFs;
+  directory: string;
+  /** The log's segments as they are now (after recovery, or after a truncation's cut). */
+  segments: readonly LogSegment[];
+  logStartOffset: bigint;
+  logEndOffset: bigint;
+  nowMs: number;
+  expirationMs: number;
+  options: ProducerStateOptions;
+  logger: Logger;
+}
+
+interface LoadedProducers {
+  manager: ProducerStateManager;
+  /** Log fields: where the state came from. */
+  report: { producers: number; producerSnapshotOffset: string | null; producerBatchesReplayed: number; producersExpired: number };
+}
+
+/**
+ * The producer state of [logStartOffset, logEndOffset), for open and truncateTo: the newest valid
+ * snapshot at or below the log end plus the batch headers after it (loadProducerState, which also
+ * deletes snapshots above the log end, durably), then producers already expired dropped (as
+ * Kafka drops them when it loads a snapshot). Unreadable snapshots are logged and skipped.
+ */
+async function loadProducers(options: LoadProducersOptions): Promise<LoadedProducers> {
+  const { logger, nowMs } = options;
+  const loaded = await loadProducerState({
+    fs: options.fs,
+    directory: options.directory,
+    logStartOffset: options.logStartOffset,
+    logEndOffset: options.logEndOffset,
+    readBatches: (fromOffset) => replayBatches(options.segments, fromOffset, nowMs),
+    producerState: options.options,
+  });
+  for (const skipped of loaded.skipped) {
+    logger.warn({ file: skipped.path, snapshotOffset: skipped.endOffset.toString(), reason: skipped.problem }, 'skipping an unreadable producer-state snapshot; using an older one or the log');
+  }
+  if (loaded.deletedAbove.length > 0) {
+    logger.info({ snapshotOffsets: loaded.deletedAbove.map(String), logEndOffset: options.logEndOffset.toString() }, 'deleted producer-state snapshots above the log end');
+  }
+  const expired = loaded.manager.removeExpired(nowMs, options.expirationMs);
+  return {
+    manager: loaded.manager,
+    report: {
+      producers: loaded.manager.producerCount,
+      producerSnapshotOffset: loaded.snapshotOffset?.toString() ?? null,
+      producerBatchesReplayed: loaded.replayed,
+      producersExpired: expired.length,
+    },
+  };
+}
+
+/** The log's batches from the one holding `fromOffset` on, as replay items (headers only). */
+async function* replayBatches(segments: readonly LogSegment[], fromOffset: bigint, nowMs: number): AsyncGenerator<ReplayBatch> {
+  const first = segmentIndexFor(segments, fromOffset);
+  for (let i = first; i < segments.length; i++) {
+    const segment = segments[i];
+    const start = i === first ? segment.offsetIndex.lookup(fromOffset).position : 0;
+    for await (const batch of segment.batchHeaders(start, segment.size)) yield replayBatchOf(batch.header, nowMs);
+  }
 }
 
 /** I/O errors take the dir offline; KavkaErrors (corruption, validation) and assertion failures pass unchanged. */
@@ -155,6 +250,8 @@ export class FilePartitionLog implements PartitionLog {
   private readonly readsByGeneration = new Map<number, number>();
   private generationWaiters: { generation: number; resolve: () => void }[] = [];
   private readonly epochs: LeaderEpochCache;
+  /** Idempotent producers' state as of logEndOffset; replaced by truncation. */
+  private producers: ProducerStateManager;
   private readonly unsubscribeHealth: () => void;
 
   constructor(
@@ -163,6 +260,7 @@ export class FilePartitionLog implements PartitionLog {
     private readonly logger: Logger,
     private readonly health: LogDirHealth,
     loaded: LoadedLog,
+    producers: ProducerStateManager,
   ) {
     const { segments, logStartOffset, logEndOffset } = loaded;
     assert(segments.length > 0, 'a log has an active segment');
@@ -178,6 +276,8 @@ export class FilePartitionLog implements PartitionLog {
     this.totalBytes = segments.reduce((sum, segment) => sum + segment.size, 0);
     this.recovery = loaded.report;
     this.epochs = loaded.leaderEpochs;
+    assert(producers.endOffset === logEndOffset, `producer state ends at ${producers.endOffset}, the log at ${logEndOffset}`);
+    this.producers = producers;
     // Everything on disk at open is durable: recovery fsynced what it truncated, and the rest was
     // fsynced before the crash or close (or counts as written by the OS policy, which it was).
     this.groupCommit = new GroupCommit(logEndOffset, {
@@ -215,6 +315,11 @@ export class FilePartitionLog implements PartitionLog {
   /** The base offsets of the segments, oldest first (for tests and tools). */
   get segmentBaseOffsets(): bigint[] {
     return this.segments.map((segment) => segment.baseOffset);
+  }
+
+  /** A copy of the idempotent-producer state (for tests and tools). */
+  get producerState(): ProducerStateSnapshot {
+    return this.producers.snapshot();
   }
 
   /** fdatasyncs group commit has started (for metrics and tests). */
@@ -268,13 +373,20 @@ export class FilePartitionLog implements PartitionLog {
     return appended.result;
   }
 
-  /** In the queue: check the epoch, roll if needed, stamp, record a new epoch, one write, bookkeeping. */
+  /**
+   * In the queue: check the epoch and the producers' sequences (a duplicate returns here), roll if
+   * needed, stamp, record a new epoch, one write, bookkeeping.
+   */
   private async appendAsLeaderLocked(batches: Buffer, located: BatchLocation[], leaderEpoch: number): Promise<Appended> {
     this.checkUsable('append to', true);
     const latestEpoch = this.epochs.latestEpoch();
     if (latestEpoch !== undefined && leaderEpoch < latestEpoch) {
       throw new KavkaError('FENCED_LEADER_EPOCH', `${this.name}: an append as leader of epoch ${leaderEpoch}, but the log already holds epoch ${latestEpoch}`);
     }
+    assert(this.producers.endOffset === this.logEnd, `${this.name}: producer state ends at ${this.producers.endOffset}, the log at ${this.logEnd}`);
+    // Before anything is written or assigned: a rejected batch leaves no trace.
+    const check = this.producers.checkAppends(located.map((batch) => producerBatchMetaOf(batch.header)));
+    if (check.kind === 'duplicate') return this.duplicateAppend(check.firstOffset, check.lastOffset, located[0].header.producerId);
     const config = this.configValue;
     const nowMs = this.clock.nowMs();
     let offsetCount = 0n;
@@ -328,6 +440,22 @@ export class FilePartitionLog implements PartitionLog {
     return this.writeBatches({ batches, baseOffset: first.baseOffset, located, lastOffsets, maxTimestamps, nowMs, logAppendTimeMs: -1n });
   }
 
+  /**
+   * The answer to a retry of a batch the log holds at [firstOffset, lastOffset]: nothing written;
+   * appendQueued waits (under the batch policy) until those offsets are durable, since the
+   * original append may still be waiting for its fdatasync.
+   */
+  private duplicateAppend(firstOffset: bigint, lastOffset: bigint, producerId: bigint): Appended {
+    const config = this.configValue;
+    const recordedMs = this.producers.entry(producerId)?.batches.find((b) => b.firstOffset === firstOffset)?.timestampMs;
+    const logAppendTimeMs = config.messageTimestampType === 'LogAppendTime' && recordedMs !== undefined ? BigInt(recordedMs) : -1n;
+    this.logger.debug({ producerId: producerId.toString(), baseOffset: firstOffset.toString(), lastOffset: lastOffset.toString() }, 'duplicate batch from an idempotent producer; answering with its original offsets');
+    return {
+      result: { baseOffset: firstOffset, lastOffset, logAppendTimeMs, logStartOffset: this.logStart, recordCount: 0, sizeBytes: 0, duplicate: true },
+      waitForSync: config.flushPolicy === 'batch',
+    };
+  }
+
   /** A follower's first batch starts at the log end; past it only while the log is empty (see PartitionLog.appendAsFollower). */
   private checkFollowerPosition(baseOffset: bigint, lastOffset: bigint): void {
     const logEnd = this.logEnd;
@@ -379,15 +507,30 @@ export class FilePartitionLog implements PartitionLog {
     active.lastModifiedMs = nowMs;
     const nextOffset = lastOffsets[lastOffsets.length - 1] + 1n;
     this.logEnd = nextOffset;
+    this.recordProducerBatches(located, lastOffsets, nowMs);
     this.totalBytes += batches.length;
     this.groupCommit.noteWritten(nextOffset);
     if (config.flushPolicy === 'os') this.groupCommit.markDurable(nextOffset);
     let recordCount = 0;
     for (const batch of located) recordCount += batch.header.recordsCount;
     return {
-      result: { baseOffset, lastOffset: nextOffset - 1n, logAppendTimeMs: write.logAppendTimeMs, logStartOffset: this.logStart, recordCount, sizeBytes: batches.length },
+      result: { baseOffset, lastOffset: nextOffset - 1n, logAppendTimeMs: write.logAppendTimeMs, logStartOffset: this.logStart, recordCount, sizeBytes: batches.length, duplicate: false },
       waitForSync: config.flushPolicy === 'batch',
     };
+  }
+
+  /**
+   * Synchronously with logEndOffset moving past them: records every batch written (idempotent or
+   * not, as leader or follower; the broker's clock is the producer's last timestamp). Control
+   * batches only move the state's end offset, as in a replay.
+   */
+  private recordProducerBatches(located: readonly BatchLocation[], lastOffsets: readonly bigint[], nowMs: number): void {
+    for (let i = 0; i < located.length; i++) {
+      const { header } = located[i];
+      const meta = producerBatchMetaOf(header);
+      const recorded = isControl(header.attributes) ? { ...meta, producerId: -1n } : meta;
+      this.producers.onAppended(recorded, lastOffsets[i] - BigInt(header.lastOffsetDelta), lastOffsets[i], nowMs);
+    }
   }
 
   private shouldRoll(appendBytes: number, lastOffset: bigint, nowMs: number, config: LogConfig): boolean {
@@ -402,7 +545,8 @@ export class FilePartitionLog implements PartitionLog {
   /**
    * In the queue: seals the active segment (fdatasync of its .log, final time-index entry, index
    * files written and synced) and only then creates the next one at the log end offset, so a
-   * sealed segment is always durable.
+   * sealed segment is always durable. Then a producer-state snapshot as of the new segment's base
+   * offset (older ones beyond the newest 2 deleted), so a restart replays at most the active segment.
    */
   private async roll(nowMs: number): Promise<void> {
     const old = this.activeSegment;
@@ -419,12 +563,26 @@ export class FilePartitionLog implements PartitionLog {
       throw asStorageError(this.health, 'roll', old.logPath, error);
     }
     this.segments = [...this.segments, next];
+    // The directory fsync below also makes the snapshot's name durable (it need not be: see producer-state-snapshot.ts).
+    await this.snapshotProducers();
     try {
       await this.fs.syncDirectory(this.directory);
     } catch (error) {
       throw asStorageError(this.health, 'fsync directory', this.directory, error);
     }
     this.logger.info({ baseOffset: baseOffset.toString(), previousSegmentBytes: old.size }, 'rolled a new segment');
+  }
+
+  /** In the queue: writes `<logEnd>.snapshot` of the producer state and keeps the newest PRODUCER_SNAPSHOTS_KEPT. */
+  private async snapshotProducers(): Promise<void> {
+    const snapshot = this.producers.snapshot();
+    assert(snapshot.endOffset === this.logEnd, `${this.name}: producer state ends at ${snapshot.endOffset}, the log at ${this.logEnd}`);
+    try {
+      await writeProducerSnapshot(this.fs, this.directory, snapshot);
+      await retainLatestProducerSnapshots(this.fs, this.directory, PRODUCER_SNAPSHOTS_KEPT);
+    } catch (error) {
+      throw asStorageError(this.health, 'write producer-state snapshot', this.directory, error);
+    }
   }
 
   // ------------------------------------------------------------------------------ reads
@@ -635,6 +793,20 @@ export class FilePartitionLog implements PartitionLog {
     });
   }
 
+  /** See PartitionLog.removeExpiredProducers. In the queue, so it never falls between a check and its append. */
+  async removeExpiredProducers(nowMs: number): Promise<number> {
+    this.checkUsable('expire producers of', false);
+    return this.queue.run(async () => {
+      this.checkUsable('expire producers of', true);
+      const expirationMs = this.configValue.producerIdExpirationMs;
+      const removed = this.producers.removeExpired(nowMs, expirationMs);
+      if (removed.length > 0) {
+        this.logger.info({ producerIds: removed.map(String), producerIdExpirationMs: expirationMs, producers: this.producers.producerCount }, 'expired idle producers');
+      }
+      return removed.length;
+    });
+  }
+
   /** The length of the oldest-first prefix of sealed segments that retention allows deleting. */
   private deletableSegmentCount(segments: readonly LogSegment[], nowMs: number, config: LogConfig): number {
     const sealed = segments.length - 1;
@@ -774,6 +946,7 @@ export class FilePartitionLog implements PartitionLog {
       }
       this.groupCommit.markDurable(cut.endOffset);
       if (epochsDropped.length > 0) await this.persistEpochs();
+      const producers = await this.reloadProducers(cut.endOffset);
       this.logger.info(
         {
           requestedOffset: offset.toString(),
@@ -782,6 +955,7 @@ export class FilePartitionLog implements PartitionLog {
           segmentsDeleted: removed.length,
           bytesRemoved,
           leaderEpochsDropped: epochsDropped.map((entry) => entry.epoch),
+          ...producers,
         },
         cut.endOffset === offset ? 'truncated the log' : `truncated the log to ${cut.endOffset}, the batch boundary at or below ${offset}`,
       );
@@ -790,7 +964,33 @@ export class FilePartitionLog implements PartitionLog {
   }
 
   /**
-   * See PartitionLog.truncateFullyAndStartAt. In the queue: clear the epoch checkpoint, delete
+   * In a truncation's task, once the cut is durable: the producer state of the log as it is now
+   * (snapshots above the new end deleted durably before any append reuses those offsets).
+   */
+  private async reloadProducers(logEndOffset: bigint): Promise<LoadedProducers['report']> {
+    let loaded: LoadedProducers;
+    try {
+      loaded = await loadProducers({
+        fs: this.fs,
+        directory: this.directory,
+        segments: this.segments,
+        logStartOffset: this.logStart,
+        logEndOffset,
+        nowMs: this.clock.nowMs(),
+        expirationMs: this.configValue.producerIdExpirationMs,
+        options: { unknownProducerPolicy: 'reject', partitionName: this.name },
+        logger: this.logger,
+      });
+    } catch (error) {
+      throw asStorageError(this.health, 'rebuild producer state', this.directory, error);
+    }
+    this.producers = loaded.manager;
+    return loaded.report;
+  }
+
+  /**
+   * See PartitionLog.truncateFullyAndStartAt. In the queue: clear the epoch checkpoint and the
+   * producer-state snapshots, delete
    * every segment from the newest down (a crash leaves a prefix of the old log), write the log
    * start checkpoint, create the new segment, then switch the in-memory state. Reads that started
    * before finish on the old segments' open descriptors.
@@ -806,6 +1006,8 @@ export class FilePartitionLog implements PartitionLog {
       let next: LogSegment;
       try {
         await writeLeaderEpochCheckpoint(this.fs, this.directory, []);
+        // Before the segments: a crash in between leaves a prefix of the old log and no snapshot, which replays.
+        await deleteAllProducerSnapshots(this.fs, this.directory);
         for (const doomed of [...old].reverse()) {
           await this.unlinkSegmentFiles(doomed);
           await this.fs.syncDirectory(this.directory);
@@ -821,6 +1023,7 @@ export class FilePartitionLog implements PartitionLog {
       this.logEnd = offset;
       this.totalBytes = 0;
       this.epochs.clear();
+      this.producers = new ProducerStateManager(offset, { unknownProducerPolicy: 'reject', partitionName: this.name });
       this.groupCommit.restart(offset, this.truncatedError(offset));
       this.truncations += 1;
       try {
@@ -859,7 +1062,8 @@ export class FilePartitionLog implements PartitionLog {
 
   /**
    * Waits for queued appends, then (if the dir is online) fsyncs the active segment, writes its
-   * indexes and the clean-shutdown marker, and releases every descriptor once reads drain. Appends
+   * indexes, a producer-state snapshot at the log end (so the next open replays nothing) and the
+   * clean-shutdown marker, and releases every descriptor once reads drain. Appends
    * and reads after close() starts fail with KAFKA_STORAGE_ERROR.
    */
   close(): Promise<void> {
@@ -880,6 +1084,7 @@ export class FilePartitionLog implements PartitionLog {
         this.groupCommit.markDurable(this.logEnd);
         active.sealTimeIndex();
         await active.writeIndexFiles(this.fs);
+        await this.snapshotProducers();
         await writeCleanShutdown(this.fs, this.directory, { logEndOffset: this.logEnd, activeSegmentBaseOffset: active.baseOffset, activeSegmentBytes: active.size });
       } catch (error) {
         failure = asStorageError(this.health, 'close', active.logPath, error);

@@ -274,6 +274,18 @@ export class LogSegment {
 
   /** Walks batch headers from `startPosition` (a batch start) up to `end`; returns the first batch `accept` takes. */
   async findBatch(startPosition: number, end: number, accept: (header: BatchHeader) => boolean): Promise<BatchLocation | undefined> {
+    for await (const batch of this.batchHeaders(startPosition, end)) {
+      if (accept(batch.header)) return batch;
+    }
+    return undefined;
+  }
+
+  /**
+   * The batches from `startPosition` (a batch start) up to `end`, in order, headers only (read in
+   * blocks; no CRC check: the batches were checked when written and by recovery). Throws
+   * KAFKA_STORAGE_ERROR when the framing does not fit `end`.
+   */
+  async *batchHeaders(startPosition: number, end: number): AsyncGenerator<BatchLocation> {
     let block: Buffer = EMPTY;
     let blockStart = startPosition;
     let position = startPosition;
@@ -286,10 +298,9 @@ export class LogSegment {
       const header = readBatchHeader(block, position - blockStart);
       const size = header.batchLength + LOG_OVERHEAD;
       if (size < BATCH_HEADER_SIZE || position + size > end) throw this.corruption(position, `batch length ${header.batchLength} does not fit the segment's ${end} bytes`);
-      if (accept(header)) return { position, size, header };
+      yield { position, size, header };
       position += size;
     }
-    return undefined;
   }
 
   /**

@@ -185,6 +185,25 @@ describe('GroupCommit truncate and restart (follower truncation)', () => {
     expect(commit.durableEnd).toBe(12n);
   });
 
+  it('puts a later wait for earlier offsets (a duplicate retry) in offset order: it resolves with them, and a truncation below rejects it', async () => {
+    const { commit, pending, write } = controlled(0n);
+    write(5n);
+    write(9n);
+    const resolved: string[] = [];
+    const upTo9 = commit.waitDurable(9n).then(() => resolved.push('9'));
+    const upTo5 = commit.waitDurable(5n).then(() => resolved.push('5'));
+    pending.shift()?.();
+    await Promise.all([upTo9, upTo5]);
+    expect(resolved).toEqual(['5', '9']);
+    write(12n);
+    write(15n);
+    const upTo15 = commit.waitDurable(15n);
+    const upTo12 = commit.waitDurable(12n);
+    commit.truncate(10n, truncated);
+    await expect(upTo15).rejects.toBe(truncated);
+    await expect(upTo12).rejects.toBe(truncated);
+  });
+
   it('restart() rejects every waiter and puts both ends at the new start, up or down', async () => {
     const { commit, write } = controlled(0n);
     write(3n);

@@ -301,6 +301,10 @@ describe('truncateTo', () => {
       'syncDirectory .',
       'truncate 00000000000000000002.log',
       'datasync 00000000000000000002.log',
+      // The producer-state snapshots of the rolls above the new end, durably gone before any append.
+      'unlink 00000000000000000004.snapshot',
+      'unlink 00000000000000000006.snapshot',
+      'syncDirectory .',
     ]);
     expect(log.segmentBaseOffsets).toEqual([0n, 2n]);
     await log.close();

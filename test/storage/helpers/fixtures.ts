@@ -33,6 +33,7 @@ export function testConfig(overrides: Partial<LogConfig> = {}): LogConfig {
     indexIntervalBytes: 256,
     flushPolicy: 'batch',
     messageTimestampType: 'CreateTime',
+    producerIdExpirationMs: 86_400_000,
     ...overrides,
   };
 }
