@@ -3,6 +3,8 @@
 // over with every acknowledged record, a restarted replica catches up and rejoins the ISR, and a
 // crashed follower leaves it (then acks=all fails retriably below min.insync.replicas).
 import { afterEach, expect, it } from 'vitest';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Kavka } from '../../src/client/index.js';
 import { call } from '../server/raw-client.js';
 import type { ProduceResponse__Output } from '../../src/gen/kavka/v1/ProduceResponse.js';
@@ -102,4 +104,22 @@ it('a crashed follower leaves the ISR; below min.insync.replicas acks=all fails 
   const end = c.broker(1).logManager.getLog({ topic: 'lagging', partition: 0 })?.logEndOffset ?? 0n;
   expect(end).toBe(3n);
   for (const id of [2, 3]) expect((await logBytes(c, id, 'lagging', end)).equals(await logBytes(c, 1, 'lagging', end)), `node ${id}`).toBe(true);
+});
+
+it('a replica restarted without its partition data re-fetches the whole log before it counts in the ISR again', async () => {
+  const c = (cluster = await startTestCluster(3, REPLICATION));
+  expect((await createTopic(c, 1, { name: 'lost-head', assignments: assignments([[1, 2, 3]]) })).errorCode).toBe('NONE');
+  for (let i = 0; i < 20; i++) expect((await produce(c, 1, 'lost-head', 0, Array.from({ length: 50 }, (_, j) => `v${i}-${j}`))).errorCode).toBe('NONE');
+  const dataDir = c.nodes.get(3)?.dataDir ?? '';
+  await c.stopNode(3);
+  await waitIsr(c, 1, 'lost-head', [1, 2]);
+  await rm(join(dataDir, 'lost-head-0'), { recursive: true, force: true });
+  await c.restartNode(3);
+  // Writes go on while it catches up; it only rejoins with a log that reaches the HW.
+  expect((await produce(c, 1, 'lost-head', 0, ['while-catching-up'])).errorCode).toBe('NONE');
+  await waitIsr(c, 1, 'lost-head', [1, 2, 3]);
+  const log3 = c.broker(3).logManager.getLog({ topic: 'lost-head', partition: 0 });
+  const end = c.broker(1).logManager.getLog({ topic: 'lost-head', partition: 0 })?.logEndOffset ?? 0n;
+  expect(log3?.logStartOffset).toBe(0n);
+  expect((await logBytes(c, 3, 'lost-head', end)).equals(await logBytes(c, 1, 'lost-head', end))).toBe(true);
 });
