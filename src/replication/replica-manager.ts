@@ -208,14 +208,16 @@ export class ReplicaManager {
           reject(new KavkaError('NOT_LEADER_OR_FOLLOWER', `${topicPartitionName(state.topicPartition)}: leadership moved while acks=all waited; the record may or may not be kept, retry`, { leaderHint: state.image.leader }));
           return true;
         }
-        if (state.highWatermark >= offset) {
-          resolve();
-          return true;
-        }
+        // As Kafka's DelayedProduce: the ISR must still have min.insync.replicas members, also
+        // when the HW has passed the batch (an ISR shrunk to the leader moves the HW alone).
         try {
           this.checkMinInsync(state, 'NOT_ENOUGH_REPLICAS_AFTER_APPEND');
         } catch (error) {
           reject(error);
+          return true;
+        }
+        if (state.highWatermark >= offset) {
+          resolve();
           return true;
         }
         return false;
