@@ -23,6 +23,8 @@ export interface BrokerLifecycleOptions {
   channel: ControllerChannel;
   controller: QuorumController;
   heartbeatIntervalMs: number;
+  /** Called when the controller's answer changes whether this broker is fenced. */
+  onFencedChange?: () => void;
   clock: Clock;
   logger: Logger;
 }
@@ -118,8 +120,10 @@ export class BrokerLifecycle {
           this.watchCatchUp();
         } else {
           const { response } = await channel.call<BrokerHeartbeatResponse__Output>('BrokerHeartbeat', this.heartbeatRequest(false), Math.max(heartbeatIntervalMs, 1000));
-          if (response.isFenced !== this.fenced) logger.info({ fenced: response.isFenced }, response.isFenced ? 'the controller fenced this broker' : 'the controller unfenced this broker');
+          const changed = response.isFenced !== this.fenced;
+          if (changed) logger.info({ fenced: response.isFenced }, response.isFenced ? 'the controller fenced this broker' : 'the controller unfenced this broker');
           this.fenced = response.isFenced;
+          if (changed) this.options.onFencedChange?.();
         }
       } catch (error) {
         const e = toKavkaError(error);
@@ -128,6 +132,7 @@ export class BrokerLifecycle {
           logger.warn({ message: e.message }, 'the controller does not know this incarnation; registering again');
           this.registeredOffset = undefined;
           this.fenced = true;
+          this.options.onFencedChange?.();
         } else if (e.retriable) {
           logger.debug({ code: e.code, message: e.message }, 'controller not reachable; retrying');
         } else {

@@ -249,7 +249,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
       logManager.state.kind !== 'online' ? { ready: false, reason: `log dir ${config.logDir} is offline` }
       : state?.registeredOffset === undefined ? { ready: false, reason: 'registering with the controller' }
       : !state.caughtUp ? { ready: false, reason: `catching up on metadata (at ${controller.metadataOffset}, registered at ${state.registeredOffset})` }
-      : self === undefined || self.fenced || self.incarnationId !== lifecycle?.incarnationId ? { ready: false, reason: 'fenced: waiting for the controller to accept this broker' }
+      : self === undefined || self.fenced || state.fenced || self.incarnationId !== lifecycle?.incarnationId ? { ready: false, reason: 'fenced: waiting for the controller to accept this broker' }
       : { ready: true };
     if (readiness.ready) {
       for (const resolve of readyWaiters) resolve();
@@ -311,6 +311,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
       channel,
       controller,
       heartbeatIntervalMs: config.get('broker.heartbeat.interval.ms'),
+      onFencedChange: updateReadiness,
       clock,
       logger: logger.child({ component: 'broker-lifecycle' }),
     });
