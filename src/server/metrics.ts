@@ -29,7 +29,8 @@ export class BrokerMetrics {
     this.fetchBytes = new Counter({ name: 'kavka_fetch_bytes_total', help: 'Batch bytes returned by fetches per topic.', labelNames: ['topic'], registers });
     this.errors = new Counter({ name: 'kavka_request_errors_total', help: 'Errors answered, by method and Kafka error name.', labelNames: ['method', 'code'], registers });
 
-    const perPartition = (name: string, help: string, read: (p: ReturnType<ReplicaManager['allPartitions']>[number]) => bigint | number) =>
+    // `ledOnly`: replication state, reported by each partition's leader only (one series per partition in the cluster).
+    const perPartition = (name: string, help: string, read: (p: PartitionState) => bigint | number, ledOnly = false) =>
       new Gauge({
         name,
         help,
@@ -38,6 +39,7 @@ export class BrokerMetrics {
         collect() {
           this.reset();
           for (const p of replicaManager()?.allPartitions() ?? []) {
+            if (ledOnly && !p.isLeader) continue;
             this.set({ topic: p.topicPartition.topic, partition: String(p.topicPartition.partition) }, Number(read(p)));
           }
         },
@@ -47,24 +49,10 @@ export class BrokerMetrics {
     perPartition('kavka_partition_high_watermark', 'Offsets below this are visible to consumers.', (p) => p.highWatermark);
     perPartition('kavka_partition_size_bytes', 'Bytes of segment files.', (p) => p.log.sizeBytes);
     perPartition('kavka_partition_segments', 'Segment count.', (p) => p.log.segmentCount);
-    // Replication state, reported by each partition's leader only (one series per partition in the cluster).
-    const perLedPartition = (name: string, help: string, read: (p: PartitionState) => number) =>
-      new Gauge({
-        name,
-        help,
-        labelNames: ['topic', 'partition'],
-        registers,
-        collect() {
-          this.reset();
-          for (const p of replicaManager()?.allPartitions() ?? []) {
-            if (p.isLeader) this.set({ topic: p.topicPartition.topic, partition: String(p.topicPartition.partition) }, read(p));
-          }
-        },
-      });
-    perLedPartition('kavka_partition_in_sync_replicas', 'ISR size (leader only).', (p) => p.image.isr.length);
-    perLedPartition('kavka_partition_under_replicated', '1 when the ISR is smaller than the replica set (leader only).', (p) => (p.image.isr.length < p.image.replicas.length ? 1 : 0));
-    perLedPartition('kavka_partition_write_failures_tolerated', 'More failures acks=all writes survive now: min(|ISR| - min.insync.replicas, live voters - quorum) (leader only).', (p) => failuresTolerated(p).write);
-    perLedPartition('kavka_partition_data_failures_tolerated', 'More failures acknowledged data survives now: min(|ISR| - 1, live voters - quorum) (leader only).', (p) => failuresTolerated(p).data);
+    perPartition('kavka_partition_in_sync_replicas', 'ISR size (leader only).', (p) => p.image.isr.length, true);
+    perPartition('kavka_partition_under_replicated', '1 when the ISR is smaller than the replica set (leader only).', (p) => (p.image.isr.length < p.image.replicas.length ? 1 : 0), true);
+    perPartition('kavka_partition_write_failures_tolerated', 'More failures acks=all writes survive now: min(|ISR| - min.insync.replicas, live voters - quorum) (leader only).', (p) => failuresTolerated(p).write, true);
+    perPartition('kavka_partition_data_failures_tolerated', 'More failures acknowledged data survives now: min(|ISR| - 1, live voters - quorum) (leader only).', (p) => failuresTolerated(p).data, true);
     new Gauge({
       name: 'kavka_partitions_offline',
       help: 'Partitions this node should hold but could not open (see the error log).',

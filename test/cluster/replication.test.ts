@@ -54,6 +54,16 @@ it('copies the leader log byte for byte to every follower, and acks=all returns 
   const leaderLog = await logBytes(c, 1, 'copied', 50n);
   expect(leaderLog.length).toBeGreaterThan(0);
   for (const id of [2, 3]) expect((await logBytes(c, id, 'copied', 50n)).equals(leaderLog)).toBe(true);
+  // The leader reports the partition's replication state on /metrics; followers do not.
+  const metrics = await (await fetch(`http://${c.broker(1).adminAddress}/metrics`)).text();
+  const series = (name: string) => metrics.split('\n').find((line) => line.startsWith(`${name}{`) && line.includes('topic="copied"'));
+  expect(series('kavka_partition_in_sync_replicas')).toMatch(/ 3$/);
+  expect(series('kavka_partition_under_replicated')).toMatch(/ 0$/);
+  // RF 3, min.insync.replicas 2, 3 live voters: one more failure for writes, one for data (quorum-capped).
+  expect(series('kavka_partition_write_failures_tolerated')).toMatch(/ 1$/);
+  expect(series('kavka_partition_data_failures_tolerated')).toMatch(/ 1$/);
+  const followerMetrics = await (await fetch(`http://${c.broker(2).adminAddress}/metrics`)).text();
+  expect(followerMetrics.split('\n').some((line) => line.startsWith('kavka_partition_in_sync_replicas{') && line.includes('topic="copied"'))).toBe(false);
 });
 
 it('a crashed leader is replaced by an ISR member that has every acknowledged record; the old leader catches up and rejoins the ISR', async () => {
