@@ -8,6 +8,7 @@
 // batchSizeBytes gets a batch of its own.
 import type { CompressionName, RecordInput } from '../codec/record-batch.js';
 import type { KavkaError } from '../util/errors.js';
+import { assert } from '../util/assert.js';
 import type { Acks } from './types.js';
 
 /** Fixed bytes of a RecordBatch v2 header. */
@@ -49,6 +50,8 @@ export class ProducerBatch {
   readonly done: Promise<BatchResult>;
   private settle!: { resolve: (r: BatchResult) => void; reject: (e: KavkaError) => void };
   private settled = false;
+  /** Batches merged into this one before it was first encoded, with where their records start here. */
+  private readonly absorbed: { batch: ProducerBatch; firstIndex: number }[] = [];
 
   constructor(
     readonly topic: string,
@@ -71,16 +74,32 @@ export class ProducerBatch {
     return this.settled;
   }
 
+  /**
+   * Moves `other`'s records to the end of this batch (both not yet encoded, same partition and
+   * settings); `other` is settled with this batch, its offsets shifted by where its records landed.
+   */
+  absorb(other: ProducerBatch): void {
+    assert(this.encoded === undefined && other.encoded === undefined, 'only batches not yet encoded merge');
+    assert(other.topic === this.topic && other.partition === this.partition && sameSettings(other.settings, this.settings), 'only batches of one partition and settings merge');
+    this.absorbed.push({ batch: other, firstIndex: this.records.length });
+    this.records.push(...other.records);
+    this.sizeBytes += other.sizeBytes - BATCH_OVERHEAD_BYTES;
+  }
+
   succeed(result: BatchResult): void {
     if (this.settled) return;
     this.settled = true;
     this.settle.resolve(result);
+    for (const { batch, firstIndex } of this.absorbed) {
+      batch.succeed({ ...result, baseOffset: result.baseOffset < 0n ? result.baseOffset : result.baseOffset + BigInt(firstIndex) });
+    }
   }
 
   fail(error: KavkaError): void {
     if (this.settled) return;
     this.settled = true;
     this.settle.reject(error);
+    for (const { batch } of this.absorbed) batch.fail(error);
   }
 }
 

@@ -42,6 +42,13 @@ import type { ConnectionPool, KavkaRpc } from './rpc.js';
 import type { ProduceResponse__Output } from '../gen/kavka/v1/ProduceResponse.js';
 import type { Acks, ClientLogger, CustomPartitioner, Message, ProducerBatchRecord, ProducerConfig, ProducerRecord, RecordMetadata, RetryOptions } from './types.js';
 
+/** How many batch sizes queued batches of one partition may merge into (see coalesce). */
+const COALESCE_BATCH_SIZES = 8;
+
+function sameBatchSettings(a: ProducerBatch, b: ProducerBatch): boolean {
+  return a.settings.acks === b.settings.acks && a.settings.compression === b.settings.compression && a.settings.timeoutMs === b.settings.timeoutMs;
+}
+
 export interface ProducerDependencies {
   cluster: Cluster;
   pool: ConnectionPool;
@@ -502,6 +509,7 @@ export class Producer {
         const head = queue.batches[0];
         if (acks !== undefined && head.settings.acks !== acks) break;
         if (!this.mayTake(head, fromQueue, unary)) break;
+        this.coalesce(queue, head);
         const resend = this.isIdempotentResend(head);
         const size = this.encode(head).length;
         if (taken.length > 0 && bytes + size > this.config.maxRequestSizeBytes) break;
@@ -517,6 +525,24 @@ export class Producer {
       if (bytes >= this.config.maxRequestSizeBytes) break;
     }
     return taken;
+  }
+
+  /**
+   * An idempotent producer has at most 5 batches of a partition in flight (the broker remembers
+   * 5), so batches queue up behind them. Before the head goes out for the first time, the fresh
+   * batches queued behind it join it, up to COALESCE_BATCH_SIZES x batch size: fewer, larger
+   * batches keep the window's throughput. Nothing encoded (no sequence yet) is ever merged.
+   */
+  private coalesce(queue: PartitionQueue, head: ProducerBatch): void {
+    if (!this.isIdempotentBatch(head) || head.encoded !== undefined || head.sends > 0) return;
+    const limit = Math.min(this.config.maxRequestSizeBytes, COALESCE_BATCH_SIZES * this.config.batchSizeBytes);
+    while (queue.batches.length > 1) {
+      const next = queue.batches[1];
+      const mergeable = next.encoded === undefined && next.sends === 0 && next.attempts === 0 && sameBatchSettings(next, head);
+      if (!mergeable || head.sizeBytes + next.sizeBytes > limit) break;
+      head.absorb(next);
+      queue.batches.splice(1, 1);
+    }
   }
 
   private isIdempotentBatch(batch: ProducerBatch): boolean {
