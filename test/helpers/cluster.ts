@@ -26,6 +26,7 @@ import type { ProduceResponse__Output } from '../../src/gen/kavka/v1/ProduceResp
 import type { PartitionMetadata__Output } from '../../src/gen/kavka/v1/PartitionMetadata.js';
 import { call, rawClient } from '../server/raw-client.js';
 import { reservePorts } from '../../src/harness/cluster-process.js';
+import { ProxyMesh } from '../../src/harness/fault-proxy.js';
 
 export const READY_TIMEOUT_MS = 30_000;
 
@@ -53,11 +54,19 @@ export interface TestClusterOptions {
   /** Extra config for single nodes, over `overrides` (node id -> key -> value). */
   nodeOverrides?: Record<number, Record<string, string>>;
   logger?: Logger;
+  /**
+   * Route every inter-node link (Raft, controller, replication) through a fault proxy, one per
+   * directed link (`cluster.mesh`; set as each node's peer.address.overrides). Clients still
+   * reach the CLIENT listeners directly.
+   */
+  proxies?: boolean;
 }
 
 export interface TestCluster {
   readonly ids: readonly number[];
   readonly nodes: ReadonlyMap<number, ClusterNode>;
+  /** With `proxies: true`: the proxies on the links between nodes (cut, heal, delay). */
+  readonly mesh: ProxyMesh | undefined;
   /** The running broker of node `id`; throws if it is stopped. */
   broker(id: number): Broker;
   /** Ids of the nodes running now. */
@@ -116,6 +125,19 @@ function isAddressInUse(error: unknown): boolean {
 }
 
 export async function startTestCluster(n = 3, overrides: Record<string, string> = {}, options: TestClusterOptions = {}): Promise<TestCluster> {
+  // Ports are reserved, released, then bound by the nodes one by one; meanwhile the connections
+  // the started nodes (and proxies) open take ephemeral ports, rarely one reserved for a node that
+  // has not bound yet. Start over on fresh ports then (bounded).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startTestClusterOnce(n, overrides, options);
+    } catch (error) {
+      if (attempt >= 3 || !isAddressInUse(error)) throw error;
+    }
+  }
+}
+
+async function startTestClusterOnce(n: number, overrides: Record<string, string>, options: TestClusterOptions): Promise<TestCluster> {
   const logger = options.logger ?? silentLogger();
   const ids = Array.from({ length: n }, (_, i) => i + 1);
   const ports = await reservePorts(2 * n);
@@ -130,6 +152,7 @@ export async function startTestCluster(n = 3, overrides: Record<string, string> 
       broker: undefined,
     });
   }
+  const mesh = options.proxies === true ? await ProxyMesh.start(new Map([...nodes].map(([id, node]) => [id, node.internalAddress]))) : undefined;
   /** Nodes whose next stop is a crash (shutdown.timeout.ms read as 0). */
   const crashing = new Set<number>();
   const rawClients = new Map<number, KavkaClient>();
@@ -144,6 +167,7 @@ export async function startTestCluster(n = 3, overrides: Record<string, string> 
           'admin.listener': '127.0.0.1:0',
           'controller.quorum.voters': voters,
           'log.level': 'silent',
+          ...(mesh === undefined ? {} : { 'peer.address.overrides': mesh.overridesFor(node.id) }),
           ...overrides,
           ...options.nodeOverrides?.[node.id],
           'node.id': String(node.id),
@@ -198,6 +222,7 @@ export async function startTestCluster(n = 3, overrides: Record<string, string> 
   const cluster: TestCluster = {
     ids,
     nodes,
+    mesh,
     broker(id) {
       const broker = nodeOrThrow(id).broker;
       if (broker === undefined) throw new Error(`node ${id} is not running`);
@@ -241,6 +266,7 @@ export async function startTestCluster(n = 3, overrides: Record<string, string> 
       rawClients.clear();
       // Crash-style: a controlled shutdown of the last nodes would wait for a quorum that is gone.
       await Promise.allSettled(ids.map((id) => stopWith(id, true)));
+      await mesh?.close();
       await Promise.all([...nodes.values()].map((node) => rm(node.dataDir, { recursive: true, force: true })));
     },
   };
