@@ -38,9 +38,10 @@ const CONFIG = {
 
 const P = 0;
 
-function newHistory(): History {
+/** A history with the one raw producer; `ordered` unless the test sends concurrent requests. */
+function newHistory(ordered = true): History {
   const h = new History();
-  h.addProducer('raw', { noDuplicates: true, ordered: true });
+  h.addProducer('raw', { noDuplicates: true, ordered });
   return h;
 }
 
@@ -139,7 +140,7 @@ it('KIP-101: the leader crashes the moment an acks=all answer arrives, with more
   const [leader, ...followers] = [...others(c.ids, controller), controller];
   const topic = 'kip101-inflight';
   expect((await createTopic(c, controller, { name: topic, assignments: assignments([[leader, ...followers]]) })).errorCode).toBe('NONE');
-  const h = newHistory();
+  const h = newHistory(false);
   await produceOk(c, h, leader, topic, 5, -1, 'warmup');
   const { leaderEpoch } = await leaderOf(c, leader, topic, P);
 
@@ -152,8 +153,6 @@ it('KIP-101: the leader crashes the moment an acks=all answer arrives, with more
       return r;
     }),
   );
-  // The producer is not "ordered" here: the requests are concurrent.
-  h.producers.set('raw', { noDuplicates: true, ordered: false });
   await Promise.all(inFlight);
   expect(crash, 'some acks=all produce was acknowledged before the crash').toBeDefined();
   await crash;
@@ -172,8 +171,7 @@ it('KIP-101: a follower that fetched records the HW never covered truncates them
   const g = controller;
   const topic = 'kip101-fetched';
   expect((await createTopic(c, controller, { name: topic, assignments: assignments([[leader, g, fetched]]) })).errorCode).toBe('NONE');
-  const h = newHistory();
-  h.producers.set('raw', { noDuplicates: true, ordered: false }); // the in-flight requests overlap
+  const h = newHistory(false); // the in-flight requests overlap
   const committed = await produceOk(c, h, leader, topic, 10, -1, 'committed');
   const { leaderEpoch } = await leaderOf(c, leader, topic, P);
   const hw = await highWatermarkAt(c, leader, topic);
@@ -251,6 +249,42 @@ it('KIP-279: two leader changes in a row while the first leader is offline; a re
   expect(m2.map((op) => op.outcome)).toEqual(m2.map((_, i) => ({ kind: 'ok', baseOffset: endM2 - 3n + BigInt(i) })));
 });
 
+it('the last ISR member standing: replicas that missed acknowledged records never lead while it is down; it leads again when back, and nothing is lost', async () => {
+  const c = (cluster = await startTestCluster(5, CONFIG));
+  const controller = await c.waitForActiveController();
+  const [a, b, cc] = others(c.ids, controller);
+  const topic = 'last-standing';
+  // min.insync.replicas=1: acks=all succeeds with the leader alone in the ISR.
+  expect((await createTopic(c, controller, { name: topic, assignments: assignments([[a, b, cc]]), configs: { 'min.insync.replicas': '1' } })).errorCode).toBe('NONE');
+  const h = newHistory();
+  const m1 = await produceOk(c, h, a, topic, 5, -1, 'm1');
+  await c.crashNode(b);
+  await c.crashNode(cc);
+  await c.waitFor(async () => (await leaderOf(c, controller, topic, P)).isr.join() === String(a) || undefined, SETTLE_MS, `the ISR to shrink to node ${a}`);
+  const m2 = await produceOk(c, h, a, topic, 5, -1, 'm2');
+  const { leaderEpoch } = await leaderOf(c, controller, topic, P);
+
+  // The only replica with m2 fails: the partition has no leader until it returns.
+  await c.crashNode(a);
+  await c.restartNode(b);
+  await c.restartNode(cc);
+  await c.waitFor(async () => (await leaderOf(c, controller, topic, P)).leader === -1 || undefined, SETTLE_MS, 'the partition to be offline');
+  // Long enough for an unclean election to have happened if it could.
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  const offline = await leaderOf(c, controller, topic, P);
+  expect(offline).toMatchObject({ leader: -1, isr: [a] });
+  for (const node of [b, cc]) {
+    const { op } = await rawProduce(h, 'raw', c.raw(node), topic, P, [`refused-${h.freshValue('raw')}`], -1, 1_000);
+    expect(op.outcome?.kind, `produce to node ${node} while offline: ${JSON.stringify(op.outcome)}`).not.toBe('ok');
+  }
+
+  await c.restartNode(a);
+  const back = await waitLeader(c, controller, topic, (l, e) => l === a && e > leaderEpoch, `node ${a} to lead again`);
+  const m3 = await produceOk(c, h, back.leader, topic, 3, -1, 'm3');
+  const values = await checkAll(c, h, topic);
+  expect(values).toEqual([...valuesOf(m1), ...valuesOf(m2), ...valuesOf(m3)]);
+});
+
 /** The partition directory's active segment file (the .log with the largest base offset). */
 async function activeSegment(directory: string): Promise<string> {
   const logs = (await readdir(directory)).filter((name) => /^\d{20}\.log$/.test(name)).sort();
@@ -309,15 +343,15 @@ it('a follower restarted with a torn tail (cut mid-batch, or garbage appended) r
   expect(values).toHaveLength(40 + 20 + 20 + 10);
 });
 
-it('an isolated old leader accepts acks=1 writes in its stale epoch, never acks=all; after healing it truncates them and loses nothing acknowledged', async () => {
+it.each(['a broker', 'also the active controller'])('an isolated old leader (%s) accepts acks=1 writes in its stale epoch, never acks=all; after healing it truncates them and loses nothing acknowledged', async (role) => {
   const c = (cluster = await startTestCluster(3, CONFIG, { proxies: true }));
   const mesh = c.mesh!;
   const controller = await c.waitForActiveController();
-  const [old, ...followers] = [...others(c.ids, controller), controller];
+  // As the controller, it must also lose that role (CheckQuorum) before the others can move on.
+  const [old, ...followers] = role === 'a broker' ? [...others(c.ids, controller), controller] : [controller, ...others(c.ids, controller)];
   const topic = 'stale-leader';
   expect((await createTopic(c, controller, { name: topic, assignments: assignments([[old, ...followers]]) })).errorCode).toBe('NONE');
-  const h = newHistory();
-  h.producers.set('raw', { noDuplicates: true, ordered: false }); // a long request overlaps others below
+  const h = newHistory(false); // a long request overlaps others below
   const before = await produceOk(c, h, old, topic, 10, -1, 'before');
   const e1 = (await leaderOf(c, old, topic, P)).leaderEpoch;
   const committedEnd = logEnd(c, old, topic);
