@@ -1,0 +1,39 @@
+// What the chaos runner needs from a cluster it injects faults into. Two implementations:
+// real `kavka broker` processes on 127.0.0.1 behind fault proxies (process target), and the
+// docker-compose cluster (compose target: docker kill / pause / restart / network disconnect).
+// Every method acts on one node by its node.id; none of them waits for the cluster to heal.
+
+export type NodeFault =
+  | 'kill' // SIGKILL (docker kill): no controlled shutdown, the page cache survives
+  | 'stop' // SIGTERM (docker stop): controlled shutdown
+  | 'pause' // SIGSTOP (docker pause): the process is frozen, sockets stay open
+  | 'resume'; // SIGCONT (docker unpause)
+
+export interface ChaosTarget {
+  /** A short name for reports: 'process' or 'compose'. */
+  readonly kind: string;
+  /** Every node id of the cluster, in ascending order. */
+  readonly nodeIds: readonly number[];
+  /** CLIENT listener addresses (host:port on 127.0.0.1) that workload clients bootstrap from. */
+  bootstrap(): string[];
+  /** The admin HTTP base URL of a node (for /readyz and /metrics). */
+  adminUrl(id: number): string;
+  /** Applies a signal-like fault. 'kill' and 'stop' leave the node down until start(). */
+  fault(id: number, fault: NodeFault): Promise<void>;
+  /** Starts a node that was killed or stopped, with its data dir as it is. */
+  start(id: number): Promise<void>;
+  /** True while the node's process (container) runs, paused or not. */
+  isRunning(id: number): boolean | Promise<boolean>;
+  /** Cuts the node off from every other node (and, where the target can, from clients). */
+  isolate(id: number): Promise<void>;
+  /** Cuts one directed link between two nodes; targets that cannot, throw CHAOS_UNSUPPORTED. */
+  cutLink?(from: number, to: number): Promise<void>;
+  /** Adds latency to every link into and out of a node; optional. */
+  delay?(id: number, ms: number): Promise<void>;
+  /** Undoes every isolate/cutLink/delay. */
+  heal(): Promise<void>;
+  /** Where a node's log lines are, for linking violations to the logs around them. */
+  logFile(id: number): string | undefined;
+  /** Stops everything the target started (processes, proxies); data stays for inspection. */
+  destroy(): Promise<void>;
+}
