@@ -5,6 +5,10 @@
 // ReplicaFetch requests) and when the follower was last caught up, and computes the high
 // watermark: the smallest log end over the ISR, where the leader's own counts only once fsynced
 // (durableEndOffset), so an offset below the HW is on stable storage of every ISR member.
+// While an ISR change it asked for is not yet in its metadata, the HW counts the "maximal ISR"
+// (the committed ISR plus the members it asked to add, as Kafka's PendingExpandIsr): the
+// controller may already have committed the larger ISR and may elect a new member leader, so the
+// HW must never pass what that member holds.
 // As follower it takes the HW from the leader's fetch responses (capped by its own log end).
 //
 // Called from the replica manager, the fetcher and gRPC handlers on the event loop; no method
@@ -33,6 +37,12 @@ export class PartitionState {
   /** This node's log end when it became leader in the current epoch. */
   leaderEpochStartOffset = 0n;
   private readonly hwListeners = new Set<() => void>();
+  /**
+   * The ISR this leader asked the controller for, and the partition epoch it asked from. It
+   * counts until the metadata shows a newer partition epoch (the change committed or another
+   * won) or the leader drops it (withdrawPendingIsr).
+   */
+  private pendingIsr: { isr: readonly number[]; partitionEpoch: number } | undefined;
 
   constructor(
     readonly topicPartition: TopicPartition,
@@ -86,6 +96,29 @@ export class PartitionState {
   becomeFollower(): void {
     this.leaderEpochLed = undefined;
     this.followers.clear();
+    this.pendingIsr = undefined;
+  }
+
+  /** Records an AlterPartition in flight (leader only), so the HW waits for its new members too. */
+  proposeIsr(isr: readonly number[]): void {
+    this.pendingIsr = { isr: [...isr], partitionEpoch: this.image.partitionEpoch };
+  }
+
+  /** Drops the proposal (its new members lag: a change that committed shows up in metadata well before). */
+  withdrawPendingIsr(): void {
+    this.pendingIsr = undefined;
+  }
+
+  /** Members the leader asked to add that the committed ISR does not have yet. */
+  get pendingIsrAdditions(): number[] {
+    const pending = this.pendingIsr;
+    if (pending === undefined || pending.partitionEpoch !== this.image.partitionEpoch) return [];
+    return pending.isr.filter((id) => !this.image.isr.includes(id));
+  }
+
+  /** The committed ISR plus the members of an ISR change still in flight. */
+  get maximalIsr(): number[] {
+    return [...this.image.isr, ...this.pendingIsrAdditions];
   }
 
   /**
@@ -107,13 +140,13 @@ export class PartitionState {
   }
 
   /**
-   * Leader only: HW = min over the ISR of each member's log end (this node's durable end).
-   * A member whose log end is unknown holds the HW where it is. Returns true if it moved.
+   * Leader only: HW = min over the maximal ISR of each member's log end (this node's durable
+   * end). A member whose log end is unknown holds the HW where it is. Returns true if it moved.
    */
   maybeAdvanceHighWatermark(nodeId: number): boolean {
     if (!this.isLeader) return false;
     let candidate = this.log.durableEndOffset;
-    for (const id of this.image.isr) {
+    for (const id of this.maximalIsr) {
       if (id === nodeId) continue;
       const follower = this.followers.get(id);
       if (follower === undefined || follower.logEndOffset < 0n) return false;

@@ -348,6 +348,7 @@ export class ReplicaManager {
       newIsr,
     };
     this.options.logger.info({ topicPartition: key, isr: image.isr, newIsr, reason }, 'changing the ISR');
+    state.proposeIsr(newIsr);
     const change = alterIsr(request)
       .catch((error: unknown) => this.options.logger.warn({ topicPartition: key, err: error }, 'changing the ISR failed; a later check retries'))
       .finally(() => this.isrChanges.delete(key));
@@ -361,11 +362,13 @@ export class ReplicaManager {
     const nowMs = this.options.clock.monotonicMs();
     for (const state of this.partitions.values()) {
       if (!state.isLeader) continue;
-      const lagging = state.image.isr.filter((id) => {
-        if (id === this.options.nodeId) return false;
+      const lags = (id: number) => {
         const follower = state.followers.get(id);
         return follower === undefined || nowMs - follower.lastCaughtUpTimeMs > lagMaxMs;
-      });
+      };
+      // A member this leader asked to add that fell behind again no longer holds the HW back.
+      if (state.pendingIsrAdditions.some(lags) && !this.isrChanges.has(topicPartitionName(state.topicPartition))) state.withdrawPendingIsr();
+      const lagging = state.image.isr.filter((id) => id !== this.options.nodeId && lags(id));
       if (lagging.length === 0) continue;
       const newIsr = state.image.isr.filter((id) => !lagging.includes(id));
       this.changeIsr(state, newIsr, `broker(s) ${lagging.join(',')} not caught up for ${lagMaxMs} ms`);
