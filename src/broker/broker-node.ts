@@ -21,7 +21,7 @@ import { QuorumController, TOPIC_CONFIG_KEYS, failuresTolerated } from '../contr
 import { GrpcRaftTransport, LevelRaftStorage, RaftNode } from '../raft/index.js';
 import { KavkaError } from '../util/errors.js';
 import { ReplicaManager } from '../replication/index.js';
-import { openLogManager, topicPartitionName, type LogConfig, type LogManager, type StorageFs } from '../storage/index.js';
+import { FaultInjectingFs, nodeStorageFs, openLogManager, topicPartitionName, type FsOperation, type LogConfig, type LogManager, type StorageFs } from '../storage/index.js';
 import { AdminHttpServer, BrokerMetrics, ControllerChannel, GrpcServers, ProducerIdManager, ReplicationClient, topicDefaults, type BoundListener, type Readiness } from '../server/index.js';
 import { BrokerLifecycle } from './broker-lifecycle.js';
 
@@ -88,6 +88,9 @@ export function logConfigFor(config: BrokerConfig, topicConfigs: ReadonlyMap<str
   };
 }
 
+/** What a full (or failing) disk refuses: writing, syncing, creating files and directories. */
+const STORAGE_WRITES: readonly FsOperation[] = ['write', 'datasync', 'mkdir', 'rename', 'syncDirectory'];
+
 export async function startBroker(options: StartBrokerOptions = {}): Promise<Broker> {
   const config = options.config ?? buildBrokerConfig({ overrides: new Map(Object.entries(options.overrides ?? {})) });
   const clock = options.clock ?? systemClock;
@@ -96,7 +99,10 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
   const nodeId = config.nodeId;
   let readiness: Readiness = { ready: false, reason: 'starting' };
 
-  const logManager = await openLogManager({ logDir: config.logDir, nodeId, clusterId: config.clusterId, clock, logger: logger.child({ component: 'storage' }), fs: options.fs });
+  // debug.fault.injection.enable: storage goes through a switch the admin port can flip (chaos runs).
+  const faultFs = options.fs === undefined && config.get('debug.fault.injection.enable') ? new FaultInjectingFs(nodeStorageFs, { recordCalls: false }) : undefined;
+  if (faultFs !== undefined) logger.warn({ logDir: config.logDir }, 'debug.fault.injection.enable is on: POST /debug/storage-fault on the admin port makes log dir writes fail');
+  const logManager = await openLogManager({ logDir: config.logDir, nodeId, clusterId: config.clusterId, clock, logger: logger.child({ component: 'storage' }), fs: options.fs ?? faultFs });
   if (existsSync(join(config.logDir, LEGACY_METADATA_LOG))) {
     await logManager.close();
     throw new KavkaError(
@@ -235,7 +241,17 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
     (p) => failuresTolerated(controller.image, p.image, p.minInsyncReplicas, controller.voters()),
   );
   const servers = new GrpcServers({ nodeId, config, controller, controllerChannel: channel, producerIds: new ProducerIdManager(nodeId, channel), metadataCaughtUp: () => lifecycle?.state.caughtUp === true, replicaManager, metrics, clock, logger: logger.child({ component: 'server' }) }, transport.serviceHandlers(), () => transport.endInbound());
-  const admin = new AdminHttpServer(metrics.registry, () => readiness);
+  const admin = new AdminHttpServer(
+    metrics.registry,
+    () => readiness,
+    faultFs === undefined
+      ? undefined
+      : (errno) => {
+          faultFs.clearFaults();
+          if (errno !== null) for (const operation of STORAGE_WRITES) faultFs.failAlways(operation, errno);
+          logger.warn({ logDir: config.logDir, errno }, errno === null ? 'debug: storage writes succeed again' : 'debug: storage writes now fail');
+        },
+  );
   let retentionCancel: (() => void) | undefined;
   let unsubscribeImage: () => void = () => undefined;
   let lifecycle: BrokerLifecycle | undefined;

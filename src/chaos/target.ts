@@ -34,6 +34,17 @@ export interface ChaosTarget {
   heal(): Promise<void>;
   /** Where a node's log lines are, for linking violations to the logs around them. */
   logFile(id: number): string | undefined;
+  /**
+   * What this target can do beyond node signals and isolation (see scenarios.ts Capability);
+   * absent = signals and links only. Steps it cannot do are skipped and reported so.
+   */
+  readonly capabilities?: ReadonlySet<string>;
+  /** A node's data dir on this machine (needs 'data-dir'); the node must be stopped to damage it. */
+  dataDir?(id: number): string;
+  /** A replica's segment files back to back, for the byte comparison. */
+  replicaBytes?(id: number, topic: string, partition: number): Promise<Buffer>;
+  /** Makes a node's storage writes fail with `errno` (null: succeed again) (needs 'storage-faults'). */
+  storageFault?(id: number, errno: string | null): Promise<void>;
   /** Stops everything the target started (processes, proxies); data stays for inspection. */
   destroy(): Promise<void>;
 }

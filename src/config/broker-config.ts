@@ -49,6 +49,7 @@ export const BROKER_CONFIG_KEYS = {
   'fetch.max.bytes': { doc: 'Largest fetch response; larger requests are clamped.', default: '57671680', parse: parseInteger(1024, INT32_MAX) },
   'fetch.max.wait.ms.limit': { doc: 'Longest long-poll a fetch may ask for; Kavka only.', default: '30000', parse: parseInteger(0, INT32_MAX) },
   'shutdown.timeout.ms': { doc: 'Bound on a controlled shutdown; Kavka only.', default: '10000', parse: parseInteger(0, INT32_MAX) },
+  'debug.fault.injection.enable': { doc: 'Lets POST /debug/storage-fault on the admin port make log dir writes fail (ENOSPC, EIO), for `npm run chaos`; never enable it in production. Kavka only.', default: 'false', parse: parseBoolean },
   'replica.lag.time.max.ms': { doc: 'A follower that has not caught up with the leader for this long leaves the ISR.', default: '30000', parse: parseInteger(10, INT32_MAX) },
   'replica.fetch.wait.max.ms': { doc: 'Longest a follower fetch waits at the leader for new data.', default: '500', parse: parseInteger(0, INT32_MAX) },
   'replica.fetch.min.bytes': { doc: 'Bytes a follower fetch waits for before the leader answers.', default: '1', parse: parseInteger(1, INT32_MAX) },

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { createWriteStream } from 'node:fs';
 
 /** dist/cli/main.js, found from this file in src/harness or dist/harness. */
 export const KAVKA_CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js');
@@ -23,7 +24,14 @@ export interface BrokerProcess {
   stop(graceMs?: number): Promise<void>;
 }
 
-export async function startBrokerProcess(dataDir: string, overrides: Record<string, string> = {}, startTimeoutMs = 30_000): Promise<BrokerProcess> {
+export interface BrokerProcessOptions {
+  startTimeoutMs?: number;
+  /** Appends every line the process writes (stdout and stderr) to this file. */
+  logFile?: string;
+}
+
+export async function startBrokerProcess(dataDir: string, overrides: Record<string, string> = {}, options: BrokerProcessOptions = {}): Promise<BrokerProcess> {
+  const startTimeoutMs = options.startTimeoutMs ?? 30_000;
   const settings = {
     listeners: 'CLIENT://127.0.0.1:0,INTERNAL://127.0.0.1:0',
     'admin.listener': '127.0.0.1:0',
@@ -33,7 +41,10 @@ export async function startBrokerProcess(dataDir: string, overrides: Record<stri
   const args = [KAVKA_CLI, 'broker', ...Object.entries(settings).flatMap(([k, v]) => ['--override', `${k}=${v}`])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
+  const logStream = options.logFile === undefined ? undefined : createWriteStream(options.logFile, { flags: 'a' });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  // 'close' comes once stdout and stderr are drained, after the last line.
+  child.on('close', () => logStream?.end());
   const started = new Promise<{ clientAddress: string; adminAddress: string }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`broker did not start within ${startTimeoutMs} ms:\n${lines.join('\n')}`)), startTimeoutMs);
     void exited.then(({ code, signal }) => {
@@ -44,6 +55,7 @@ export async function startBrokerProcess(dataDir: string, overrides: Record<stri
       if (stream === null) continue;
       createInterface({ input: stream }).on('line', (line) => {
         lines.push(line);
+        logStream?.write(`${line}\n`);
         if (lines.length > MAX_KEPT_LINES) lines.splice(0, lines.length - MAX_KEPT_LINES);
         if (!line.includes('"node started"')) return;
         const entry = JSON.parse(line) as { listeners: { name: string; host: string; port: number }[]; admin: string };

@@ -15,7 +15,7 @@ import type { MetadataResponse__Output } from '../gen/kavka/v1/MetadataResponse.
 import type { DescribeQuorumResponse__Output } from '../gen/kavka/v1/DescribeQuorumResponse.js';
 import type { KavkaClient } from '../gen/kavka/v1/Kavka.js';
 import { startBrokerProcess, type BrokerProcess } from './broker-process.js';
-import { ProxyMesh } from './fault-proxy.js';
+import { FaultProxy, ProxyMesh } from './fault-proxy.js';
 
 export interface ClusterProcessOptions {
   /** Nodes 1..size, all voters. */
@@ -26,6 +26,13 @@ export interface ClusterProcessOptions {
   dataRoot: string;
   /** Route every inter-node link through a fault proxy. */
   proxies?: boolean;
+  /**
+   * Put a fault proxy in front of every node's CLIENT listener and advertise it, so clients reach
+   * the node only through it (cut by clientProxy(id)).
+   */
+  clientProxies?: boolean;
+  /** Each node appends its log lines to `<logDir>/node-N.log`. */
+  logDir?: string;
   /** Extra config for every node (and per node). */
   overrides?: Record<string, string>;
   nodeOverrides?: (nodeId: number) => Record<string, string>;
@@ -35,6 +42,8 @@ export interface ProcessNode {
   readonly nodeId: number;
   readonly clientAddress: string;
   readonly internalAddress: string;
+  /** Where clients connect: the client proxy when there is one, else clientAddress. */
+  readonly advertisedClientAddress: string;
   process: BrokerProcess | undefined;
 }
 
@@ -82,6 +91,7 @@ export class ProcessCluster {
   private constructor(
     private readonly options: ClusterProcessOptions,
     readonly mesh: ProxyMesh | undefined,
+    private readonly clientProxies: ReadonlyMap<number, FaultProxy>,
   ) {}
 
   /** Reserves ports, starts the proxies (if asked) and every node; returns once all listen. */
@@ -91,9 +101,14 @@ export class ProcessCluster {
     const internal = new Map<number, string>();
     for (let id = 1; id <= total; id++) internal.set(id, `127.0.0.1:${ports[total + id - 1]}`);
     const mesh = options.proxies === true ? await ProxyMesh.start(internal) : undefined;
-    const cluster = new ProcessCluster(options, mesh);
+    const clientProxies = new Map<number, FaultProxy>();
+    if (options.clientProxies === true) {
+      for (let id = 1; id <= total; id++) clientProxies.set(id, await FaultProxy.start({ target: `127.0.0.1:${ports[id - 1]}`, name: `clients->${id}` }));
+    }
+    const cluster = new ProcessCluster(options, mesh, clientProxies);
     for (let id = 1; id <= total; id++) {
-      cluster.nodes.set(id, { nodeId: id, clientAddress: `127.0.0.1:${ports[id - 1]}`, internalAddress: internal.get(id) ?? '', process: undefined });
+      const clientAddress = `127.0.0.1:${ports[id - 1]}`;
+      cluster.nodes.set(id, { nodeId: id, clientAddress, advertisedClientAddress: clientProxies.get(id)?.address ?? clientAddress, internalAddress: internal.get(id) ?? '', process: undefined });
     }
     try {
       await Promise.all([...cluster.nodes.keys()].map((id) => cluster.startNode(id)));
@@ -121,13 +136,31 @@ export class ProcessCluster {
     const overrides: Record<string, string> = {
       'node.id': String(id),
       listeners: `CLIENT://${node.clientAddress},INTERNAL://${node.internalAddress}`,
+      ...(node.advertisedClientAddress === node.clientAddress ? {} : { 'advertised.listeners': `CLIENT://${node.advertisedClientAddress},INTERNAL://${node.internalAddress}` }),
       'controller.quorum.voters': this.voters,
       ...(id > this.options.size ? { 'process.roles': 'broker' } : {}),
       ...(this.mesh === undefined ? {} : { 'peer.address.overrides': this.mesh.overridesFor(id) }),
       ...this.options.overrides,
       ...this.options.nodeOverrides?.(id),
     };
-    node.process = await startBrokerProcess(join(this.options.dataRoot, `node-${id}`), overrides);
+    node.process = await startBrokerProcess(this.dataDir(id), overrides, this.options.logDir === undefined ? {} : { logFile: this.logFile(id) });
+  }
+
+  /** Node `id`'s data directory (its log.dirs). */
+  dataDir(id: number): string {
+    return join(this.options.dataRoot, `node-${id}`);
+  }
+
+  /** Where node `id` appends its log lines, when the cluster has a logDir. */
+  logFile(id: number): string | undefined {
+    return this.options.logDir === undefined ? undefined : join(this.options.logDir, `node-${id}.log`);
+  }
+
+  /** The proxy in front of node `id`'s CLIENT listener (clientProxies). */
+  clientProxy(id: number): FaultProxy {
+    const proxy = this.clientProxies.get(id);
+    if (proxy === undefined) throw new Error(`node ${id} has no client proxy; start the cluster with clientProxies`);
+    return proxy;
   }
 
   /** Node `id`'s /readyz: registered, unfenced, metadata caught up. */
@@ -201,6 +234,7 @@ export class ProcessCluster {
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
     await this.mesh?.close();
+    await Promise.all([...this.clientProxies.values()].map((proxy) => proxy.close()));
   }
 
   private client(id: number): KavkaClient {

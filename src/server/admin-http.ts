@@ -1,18 +1,45 @@
 // The admin HTTP port: /healthz (the process answers), /readyz (ready to serve: listeners bound,
-// metadata loaded, log dir online) and Prometheus /metrics.
+// metadata loaded, log dir online) and Prometheus /metrics. With debug.fault.injection.enable,
+// also POST /debug/storage-fault {"errno": "ENOSPC" | "EIO" | null}: from then on every write,
+// fsync and file creation in the log dir fails with that errno (null: they succeed again).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
 
+/** Sets (or with null clears) the errno storage writes fail with. */
+export type StorageFaultSwitch = (errno: string | null) => void;
+
+const STORAGE_FAULT_ERRNOS = new Set(['ENOSPC', 'EIO', 'EDQUOT', 'EROFS']);
+
 export class AdminHttpServer {
   private readonly server: Server;
 
-  constructor(registry: Registry, readiness: () => Readiness) {
+  constructor(registry: Registry, readiness: () => Readiness, storageFault?: StorageFaultSwitch) {
     this.server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
-      if (path === '/healthz') {
+      if (path === '/debug/storage-fault' && storageFault !== undefined && req.method === 'POST') {
+        let body = '';
+        req.setEncoding('utf8');
+        req.on('data', (chunk: string) => {
+          if (body.length < 1024) body += chunk;
+        });
+        req.on('end', () => {
+          let errno: unknown;
+          try {
+            errno = (JSON.parse(body) as { errno?: unknown }).errno;
+          } catch {
+            errno = undefined;
+          }
+          if (errno !== null && (typeof errno !== 'string' || !STORAGE_FAULT_ERRNOS.has(errno))) {
+            res.writeHead(400, { 'content-type': 'text/plain' }).end(`body must be {"errno": one of ${[...STORAGE_FAULT_ERRNOS].join(', ')} or null}\n`);
+            return;
+          }
+          storageFault(errno);
+          res.writeHead(200, { 'content-type': 'text/plain' }).end(errno === null ? 'storage writes succeed again\n' : `storage writes fail with ${errno}\n`);
+        });
+      } else if (path === '/healthz') {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
       } else if (path === '/readyz') {
         const state = readiness();

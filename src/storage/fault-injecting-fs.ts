@@ -60,6 +60,8 @@ export interface FaultInjectingFsOptions {
    * log thousands of times and do not test durability; never for anything else.
    */
   skipSync?: boolean;
+  /** Keep every call in `calls` (default true). Off for a long-running broker. */
+  recordCalls?: boolean;
 }
 
 const ANY_PATH: PathMatcher = () => true;
@@ -70,12 +72,14 @@ export class FaultInjectingFs implements StorageFs {
   private faults: Fault[] = [];
   private holds: Hold[] = [];
   private readonly skipSync: boolean;
+  private readonly recordCalls: boolean;
 
   constructor(
     private readonly inner: StorageFs = nodeStorageFs,
     options: FaultInjectingFsOptions = {},
   ) {
     this.skipSync = options.skipSync ?? false;
+    this.recordCalls = options.recordCalls ?? true;
   }
 
   /** The next matching call fails with `code` (an errno name such as ENOSPC or EIO). */
@@ -125,7 +129,7 @@ export class FaultInjectingFs implements StorageFs {
 
   /** Records the call, waits on a hold, and throws an injected fault. Called before every inner call. */
   async enter(operation: FsOperation, path: string): Promise<void> {
-    this.calls.push({ operation, path });
+    if (this.recordCalls) this.calls.push({ operation, path });
     const hold = this.holds.find((h) => h.operation === operation && !h.released && h.matches(path));
     if (hold !== undefined) {
       await new Promise<void>((resolve) => {

@@ -1,8 +1,8 @@
-// The history checker against hand-made histories: a sound one passes, and each property has a
+// The chaos history checker (src/chaos/history.ts) against hand-made histories: a sound one passes, and each property has a
 // history that breaks only it and must be reported (with what, where and why).
 import { describe, expect, it } from 'vitest';
 import { encodeRecordBatch, lastOffsetOf, readBatchHeader } from '../../src/codec/record-batch.js';
-import { checkHistory, classifyProduceError, compareReplicas, History, type Property, type ReadRecord, type ReplicaSource } from './history.js';
+import { checkHistory, classifyProduceError, compareReplicas, History, historyFromJson, historyToJson, type Property, type ReadRecord, type ReplicaSource } from '../../src/chaos/history.js';
 
 const T = 't';
 
@@ -193,6 +193,66 @@ function replica(node: number, values: string[], epochs: number[], highWatermark
       ),
   };
 }
+
+describe('consumers', () => {
+  function withConsumer(): History {
+    const h = history();
+    h.addConsumer('c1', { topic: T, partitions: [0], from: 0n });
+    acked(h, 'a', ['a1', 'a2'], 0n);
+    acked(h, 'b', ['b1'], 2n);
+    finalRead(h, records('a1', 'a2', 'b1'));
+    return h;
+  }
+
+  it('passes a consumer handed every acknowledged record, some twice (at least once)', () => {
+    const h = withConsumer();
+    h.consumed('c1', T, 0, records('a1', 'a2'));
+    h.consumed('c1', T, 0, [{ offset: 2n, value: 'b1' }]);
+    expect(checkHistory(h)).toEqual([]);
+  });
+
+  it('not-consumed: an acknowledged record below the final end the consumer was never handed', () => {
+    const h = withConsumer();
+    h.consumed('c1', T, 0, records('a1', 'a2'));
+    const [v, ...rest] = checkHistory(h);
+    expect(rest).toEqual([]);
+    expect(v).toMatchObject({ property: 'not-consumed', partition: 0, offset: 2n, value: 'b1' });
+    expect(v.detail).toMatch(/c1 was never handed 1 acknowledged record/);
+  });
+
+  it('consumer-order: offsets handed out of order, and a consumed value that was never produced', () => {
+    const h = withConsumer();
+    h.consumed('c1', T, 0, [{ offset: 2n, value: 'b1' }]);
+    h.consumed('c1', T, 0, records('a1', 'a2'));
+    h.consumed('c1', T, 0, [{ offset: 3n, value: 'ghost' }]);
+    expect(properties(h).sort()).toEqual(['consumer-order', 'phantom']);
+  });
+
+  it('conflict: a consumer handed a record another source puts at a different offset', () => {
+    const h = withConsumer();
+    h.consumed('c1', T, 0, [{ offset: 0n, value: 'a2' }]);
+    expect(properties(h)).toContain('conflict');
+  });
+});
+
+describe('saved histories', () => {
+  it('round-trip through JSON and check the same', () => {
+    const h = history();
+    h.addConsumer('c1', { topic: T, partitions: [0], from: 0n });
+    acked(h, 'a', ['a1', 'a2'], 0n);
+    acked(h, 'a', ['a3'], 5n); // lost: the final read ends at 2
+    h.unknown(h.invoke('b', T, 0, ['b1'], -1), 'REQUEST_TIMED_OUT');
+    h.invoke('b', T, 0, ['b2'], 1);
+    h.fault('SIGKILL node 2', [2]);
+    h.consumed('c1', T, 0, records('a1'));
+    finalRead(h, records('a1', 'a2'));
+    const before = checkHistory(h);
+    expect(before.map((v) => v.property).sort()).toEqual(['lost', 'not-consumed']);
+    const loaded = historyFromJson(JSON.parse(JSON.stringify(historyToJson(h))) as Parameters<typeof historyFromJson>[0]);
+    expect(checkHistory(loaded)).toEqual(before);
+    expect(loaded.faults).toEqual(h.faults);
+  });
+});
 
 describe('replica logs compared byte for byte', () => {
   it('passes identical logs, and ignores what lies above the smallest high watermark', async () => {
