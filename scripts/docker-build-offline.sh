@@ -8,13 +8,13 @@
 #   KAVKA_IMAGE=kavka:dev scripts/docker-build-offline.sh
 #
 # The base image node:20-bookworm-slim must exist locally: pulled, or made by
-# `sudo scripts/offline-base-image.sh`. Staging goes to build/docker (KAVKA_STAGE_DIR).
+# `sudo scripts/offline-base-image.sh`. Staging goes to $TMPDIR/kavka-docker-build (or KAVKA_STAGE_DIR).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 IMAGE="${KAVKA_IMAGE:-kavka:latest}"
 BASE_IMAGE="node:20-bookworm-slim"
-STAGE="${KAVKA_STAGE_DIR:-$ROOT/build/docker}"
+STAGE="${KAVKA_STAGE_DIR:-${TMPDIR:-/tmp}/kavka-docker-build}"
 
 say() { echo "docker-build-offline: $*" >&2; }
 die() { say "$*"; exit 1; }
