@@ -116,6 +116,14 @@ fi
 rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* \
   "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* \
   "$ROOTFS"/var/log/*.log "$ROOTFS"/var/cache/debconf/*-old
+# The host's CA bundle, so that npm inside builds FROM this image trusts what the host trusts
+# (minbase has no ca-certificates; node's built-in roots stay in use as well).
+CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+CA_CHANGE=()
+if [ -f "$CA_BUNDLE" ]; then
+  install -D -m 0644 "$CA_BUNDLE" "$ROOTFS$CA_BUNDLE"
+  CA_CHANGE=(--change "ENV NODE_EXTRA_CA_CERTS=$CA_BUNDLE")
+fi
 # Names resolve as docker sets them up at run time.
 : > "$ROOTFS/etc/resolv.conf"
 echo "kavka-base" > "$ROOTFS/etc/hostname"
@@ -124,6 +132,7 @@ say "importing $ROOTFS as $IMAGE"
 tar -C "$ROOTFS" --numeric-owner -c . | docker import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change "ENV NODE_VERSION=${NODE_VERSION#v}" \
+  "${CA_CHANGE[@]}" \
   --change 'CMD ["node"]' \
   --message "Debian $SUITE minbase + host node $NODE_VERSION (scripts/offline-base-image.sh)" \
   - "$IMAGE" >/dev/null
