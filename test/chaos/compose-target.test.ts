@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ChaosError, ComposeTarget, runCommand, type CommandSpec } from '../../src/chaos/compose-target.js';
-import { BROKER_CONFIG_KEYS, envKeyFor } from '../../src/config/broker-config.js';
+import { BROKER_CONFIG_KEYS, buildBrokerConfig, envKeyFor } from '../../src/config/broker-config.js';
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -270,5 +270,31 @@ describe('docker-compose.yml', () => {
     const used = [...new Set([...compose.matchAll(/^\s+(KAVKA_[A-Z0-9_]+):/gm)].map((m) => m[1]))];
     expect(used.length).toBeGreaterThan(8);
     for (const name of used) expect(known.has(name), name).toBe(true);
+  });
+
+  it('gives each node a config the broker accepts: 0.0.0.0 binds, advertised 127.0.0.1:909N and kavka-N:9192', () => {
+    const envOf = (block: string) =>
+      Object.fromEntries([...block.matchAll(/^\s+(KAVKA_[A-Z0-9_]+): "?([^"\n]*?)"?$/gm)].map((m) => [m[1], m[2]]));
+    const common = envOf(compose.slice(compose.indexOf('x-kavka-cluster-env:'), compose.indexOf('\nservices:')));
+    for (const id of [1, 2, 3]) {
+      const start = compose.indexOf(`\n  kavka-${id}:\n`);
+      const end = id < 3 ? compose.indexOf(`\n  kavka-${id + 1}:\n`) : compose.indexOf('\nnetworks:');
+      const config = buildBrokerConfig({ env: { ...common, ...envOf(compose.slice(start, end)) } });
+      expect(config.nodeId).toBe(id);
+      expect(config.listeners).toEqual([
+        { name: 'CLIENT', host: '0.0.0.0', port: 9091 + id },
+        { name: 'INTERNAL', host: '0.0.0.0', port: 9192 },
+      ]);
+      expect(config.advertisedListeners).toEqual([
+        { name: 'CLIENT', host: '127.0.0.1', port: 9091 + id },
+        { name: 'INTERNAL', host: `kavka-${id}`, port: 9192 },
+      ]);
+      expect(config.quorumVoters).toEqual([1, 2, 3].map((n) => ({ nodeId: n, host: `kavka-${n}`, port: 9192 })));
+      expect(config.isController).toBe(true);
+      expect(config.admin).toEqual({ host: '0.0.0.0', port: 9644 });
+      expect(config.logDir).toBe('/var/lib/kavka');
+      expect(config.get('default.replication.factor')).toBe(3);
+      expect(config.get('min.insync.replicas')).toBe(2);
+    }
   });
 });
