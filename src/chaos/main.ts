@@ -16,6 +16,7 @@ import { runScenario, type ScenarioResult } from './runner.js';
 import { SCENARIOS, type Profile, type Scenario } from './scenarios.js';
 import { startProcessTarget } from './process-target.js';
 import type { ChaosTarget } from './target.js';
+import { ComposeTarget } from './compose-target.js';
 
 export interface ChaosOptions {
   profile: Profile;
@@ -36,7 +37,9 @@ export async function runChaos(options: ChaosOptions): Promise<ScenarioResult[]>
     let scratch: string | undefined;
     try {
       if (options.target === 'compose') {
-        throw new Error('COMPOSE_PENDING');
+        const compose = new ComposeTarget();
+        await compose.up();
+        target = compose;
       } else {
         scratch = await mkdtemp(join(tmpdir(), `kavka-chaos-${scenario.name}-`));
         target = await startProcessTarget({ dataRoot: scratch, logDir: reportDir, profile: options.profile });

@@ -165,6 +165,7 @@ export async function runScenario(options: RunOptions): Promise<ScenarioResult> 
     ...(error === undefined ? {} : { error }),
   };
   await writeFile(join(options.reportDir, 'history.json'), JSON.stringify(historyToJson(history)));
+  await target.collectLogs?.(options.reportDir).catch((e: unknown) => log(`  ${scenario.name}: could not collect node logs: ${(e as Error).message}`));
   const linked = await Promise.all(violations.map((v) => linkToLogs(target, history, v)));
   await writeFile(join(options.reportDir, 'report.json'), JSON.stringify({ ...result, steps: steps.map(describeStep), faultsInjected: history.faults, violations: violations.map((v, i) => ({ ...v, offset: v.offset?.toString(), logs: linked[i] })) }, null, 2));
   if (violations.length > 0) log(`  ${scenario.name}: ${violations.length} violation(s):\n${formatViolations(violations)}\n${linked.slice(0, 5).map((l) => l.map((x) => `    ${x.file}:${x.fromLine}-${x.toLine}`).join('\n')).join('\n')}`);

@@ -34,6 +34,8 @@ export interface ChaosTarget {
   heal(): Promise<void>;
   /** Where a node's log lines are, for linking violations to the logs around them. */
   logFile(id: number): string | undefined;
+  /** Copies the nodes' logs into `dir` first, for targets whose logs live elsewhere (containers). */
+  collectLogs?(dir: string): Promise<unknown>;
   /**
    * What this target can do beyond node signals and isolation (see scenarios.ts Capability);
    * absent = signals and links only. Steps it cannot do are skipped and reported so.

@@ -134,6 +134,9 @@ export class ReplicaManager {
     return this.partitions.get(topicPartitionName(tp));
   }
 
+  /** Counts since start, for /metrics: partitions this node took the lead of, and its ISR changes. */
+  readonly counts = { leaderships: 0, isrShrinks: 0, isrExpands: 0 };
+
   allPartitions(): PartitionState[] {
     return [...this.partitions.values()];
   }
@@ -349,7 +352,12 @@ export class ReplicaManager {
     };
     this.options.logger.info({ topicPartition: key, isr: image.isr, newIsr, reason }, 'changing the ISR');
     state.proposeIsr(newIsr);
+    const expands = newIsr.length > image.isr.length;
     const change = alterIsr(request)
+      .then(() => {
+        if (expands) this.counts.isrExpands++;
+        else this.counts.isrShrinks++;
+      })
       .catch((error: unknown) => this.options.logger.warn({ topicPartition: key, err: error }, 'changing the ISR failed; a later check retries'))
       .finally(() => this.isrChanges.delete(key));
     this.isrChanges.set(key, change);
@@ -545,6 +553,7 @@ export class ReplicaManager {
           // never saw is told to truncate here (Kafka's maybeAssignEpochStartOffset).
           await state.log.assignEpochStartOffset(image.leaderEpoch);
           state.becomeLeader(nodeId, this.options.clock.monotonicMs());
+          this.counts.leaderships++;
           this.options.logger.info({ topicPartition: key, leaderEpoch: image.leaderEpoch, isr: image.isr, logEndOffset: state.log.logEndOffset.toString() }, 'leading the partition');
         }
         state.maybeAdvanceHighWatermark(nodeId);

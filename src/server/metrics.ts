@@ -53,6 +53,28 @@ export class BrokerMetrics {
     perPartition('kavka_partition_under_replicated', '1 when the ISR is smaller than the replica set (leader only).', (p) => (p.image.isr.length < p.image.replicas.length ? 1 : 0), true);
     perPartition('kavka_partition_write_failures_tolerated', 'More failures acks=all writes survive now: min(|ISR| - min.insync.replicas, live voters - quorum) (leader only).', (p) => failuresTolerated(p).write, true);
     perPartition('kavka_partition_data_failures_tolerated', 'More failures acknowledged data survives now: min(|ISR| - 1, live voters - quorum) (leader only).', (p) => failuresTolerated(p).data, true);
+    const counted = (name: string, help: string, read: (counts: ReplicaManager['counts']) => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const counts = replicaManager()?.counts;
+          this.reset();
+          if (counts !== undefined) this.inc(read(counts));
+        },
+      });
+    counted('kavka_leader_elections_total', 'Times this node became the leader of a partition (a leader election it won, including preferred-leader moves).', (c) => c.leaderships);
+    counted('kavka_isr_shrinks_total', 'ISR shrinks this node made as leader (a follower fell behind or was fenced).', (c) => c.isrShrinks);
+    counted('kavka_isr_expands_total', 'ISR expansions this node made as leader (a follower caught up).', (c) => c.isrExpands);
+    new Gauge({
+      name: 'kavka_under_replicated_partitions',
+      help: 'Partitions this node leads whose ISR is smaller than their replica set.',
+      registers,
+      collect() {
+        this.set((replicaManager()?.allPartitions() ?? []).filter((p) => p.isLeader && p.image.isr.length < p.image.replicas.length).length);
+      },
+    });
     new Gauge({
       name: 'kavka_partitions_offline',
       help: 'Partitions this node should hold but could not open (see the error log).',

@@ -104,12 +104,18 @@ it('a crashed follower leaves the ISR; below min.insync.replicas acks=all fails 
   expect((await produce(c, 1, 'lagging', 0, ['a'])).errorCode).toBe('NONE');
   await c.crashNode(3);
   await waitIsr(c, 1, 'lagging', [1, 2]);
+  const metric = async (name: string) => Number((await (await fetch(`http://${c.broker(1).adminAddress}/metrics`)).text()).split('\n').find((line) => line.startsWith(`${name}{`))?.split(' ')[1]);
+  expect(await metric('kavka_under_replicated_partitions')).toBe(1);
+  expect(await metric('kavka_leader_elections_total')).toBe(1);
   expect((await produce(c, 1, 'lagging', 0, ['b'])).errorCode).toBe('NOT_ENOUGH_REPLICAS');
   const acksOne = await call<object, ProduceResponse__Output>(c.raw(1), 'Produce', { acks: 1, topics: [{ name: 'lagging', partitions: [{ partition: 0, records: [{ value: Buffer.from('c') }] }] }] });
   expect(acksOne.ok && acksOne.value.topics[0].partitions[0].errorCode).toBe('NONE');
 
   await c.restartNode(3);
   await waitIsr(c, 1, 'lagging', [1, 2, 3]);
+  // The leader took node 3 back in through its own AlterPartition (the controller removed it when it fenced it).
+  expect(await metric('kavka_isr_expands_total')).toBe(1);
+  expect(await metric('kavka_under_replicated_partitions')).toBe(0);
   expect((await produce(c, 1, 'lagging', 0, ['d'])).errorCode).toBe('NONE');
   const end = c.broker(1).logManager.getLog({ topic: 'lagging', partition: 0 })?.logEndOffset ?? 0n;
   expect(end).toBe(3n);
