@@ -90,7 +90,8 @@ export const runCommand: CommandRunner = (command) => {
     });
   }
   return new Promise((resolvePromise, reject) => {
-    execFile(command.file, [...command.args], { cwd: command.cwd, timeout: command.timeoutMs, killSignal: 'SIGKILL', maxBuffer: MAX_OUTPUT_BYTES, encoding: 'utf8' }, (error, stdout, stderr) => {
+    // Nothing to say on stdin: close it, or docker-compose may wait on it.
+    const child = execFile(command.file, [...command.args], { cwd: command.cwd, timeout: command.timeoutMs, killSignal: 'SIGKILL', maxBuffer: MAX_OUTPUT_BYTES, encoding: 'utf8' }, (error, stdout, stderr) => {
       if (error === null) {
         resolvePromise(stdout);
         return;
@@ -99,11 +100,14 @@ export const runCommand: CommandRunner = (command) => {
       const detail = stderr.trim() !== '' ? stderr.trim() : error.message;
       reject(new ChaosError('CHAOS_COMMAND_FAILED', `${shown} ${timedOut ? `timed out after ${command.timeoutMs} ms` : 'failed'}: ${detail}`, { cause: error }));
     });
+    child.stdin?.end();
   });
 };
 
 export class ComposeTarget implements ChaosTarget {
   readonly kind = 'compose';
+  /** The compose cluster runs the default 9 s broker.session.timeout.ms (the process target: 1.5 s). */
+  readonly timeScale = 6;
   readonly nodeIds: readonly number[];
   readonly projectDir: string;
   readonly network: string;
@@ -255,9 +259,19 @@ export class ComposeTarget implements ChaosTarget {
   async up(options: { readyTimeoutMs?: number; isReady?: (adminUrl: string) => Promise<boolean> } = {}): Promise<void> {
     await this.composeCommand(['up', '-d'], 180_000);
     this.startedCluster = true;
-    const isReady = options.isReady ?? ((url: string) => fetch(`${url}/readyz`).then((r) => r.ok, () => false));
+    const isReady = options.isReady ?? ((url: string) => fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.ok, () => false));
     const timeoutMs = options.readyTimeoutMs ?? 120_000;
     const deadline = Date.now() + timeoutMs;
+    // fetch's sockets and AbortSignal.timeout do not keep Node running: hold it while we wait.
+    const keepAlive = setInterval(() => undefined, 1_000);
+    try {
+      await this.waitReady(isReady, deadline, timeoutMs);
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  private async waitReady(isReady: (adminUrl: string) => Promise<boolean>, deadline: number, timeoutMs: number): Promise<void> {
     for (;;) {
       const states = await Promise.all(this.nodeIds.map((id) => isReady(this.adminUrlOf(id))));
       if (states.every(Boolean)) return;

@@ -112,7 +112,10 @@ async function main(): Promise<void> {
   const reportRoot = resolve(values.report ?? join('data', 'chaos', new Date().toISOString().replace(/[:.]/g, '-')));
   const log = (line: string) => process.stdout.write(`${line}\n`);
   log(`kavka chaos: profile ${profile}, target ${target}, seed ${seed} (re-run: npm run chaos -- --profile ${profile} --target ${target} --seed ${seed}${names === undefined ? '' : ` --scenario ${names.join(',')}`}), reports in ${reportRoot}`);
+  // Some waits (fetch, AbortSignal.timeout) hold no reference that keeps Node running.
+  const keepAlive = setInterval(() => undefined, 1_000);
   const results = await runChaos({ profile, target, seed, scenarios, reportRoot, log });
+  clearInterval(keepAlive);
   const table = formatTable(results);
   log(`\n${table}`);
   await writeFile(join(reportRoot, 'summary.json'), JSON.stringify({ profile, target, seed, results: results.map((r) => ({ ...r, violations: r.violations.map((v) => ({ ...v, offset: v.offset?.toString() })) })) }, null, 2));

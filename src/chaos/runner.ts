@@ -58,7 +58,9 @@ export async function runScenario(options: RunOptions): Promise<ScenarioResult> 
   const partitions = options.partitions ?? 3;
   const random = new Prng(seed);
   const steps = scenario.plan(random.fork(), profile, partitions);
-  const topic = `chaos-${scenario.name}-${seed}`;
+  // Unique per run: a compose cluster outlives runs, and a re-run with the same seed must not
+  // find the records of the last one.
+  const topic = `chaos-${scenario.name}-${seed}-${Date.now().toString(36)}`;
   const history = new History();
   const clients = new ReadbackClients(target);
   const skipped: string[] = [];
@@ -232,19 +234,21 @@ async function runStep(target: ChaosTarget, clients: ReadbackClients, history: H
     }
     case 'pause': {
       history.fault(`SIGSTOP node ${node} (${step.role})`, [node]);
+      pausedNodes.add(node);
       await target.fault(node, 'pause');
-      await sleep(step.pausedMs);
+      await sleep(step.pausedMs * (target.timeScale ?? 1));
       await target.fault(node, 'resume');
+      pausedNodes.delete(node);
       history.fault(`SIGCONT node ${node}`, [node]);
-      return `SIGSTOP node ${node} (${step.role}) for ${step.pausedMs} ms`;
+      return `SIGSTOP node ${node} (${step.role}) for ${step.pausedMs * (target.timeScale ?? 1)} ms`;
     }
     case 'isolate': {
       history.fault(`isolate node ${node} (${step.role})`, [node]);
       await target.isolate(node);
-      await sleep(step.ms);
+      await sleep(step.ms * (target.timeScale ?? 1));
       await target.heal();
       history.fault(`healed node ${node}`, [node]);
-      return `isolated node ${node} (${step.role}) for ${step.ms} ms`;
+      return `isolated node ${node} (${step.role}) for ${step.ms * (target.timeScale ?? 1)} ms`;
     }
     case 'delay': {
       if (target.delay === undefined) throw new StepSkipped('delay: the target cannot delay links');
@@ -282,13 +286,15 @@ async function runStep(target: ChaosTarget, clients: ReadbackClients, history: H
   }
 }
 
+/** Nodes a pause step stopped and has not resumed yet (a step that threw midway). */
+const pausedNodes = new Set<number>();
+
 /** Resumes paused nodes, heals links and starts any node that is down. */
 async function healAll(target: ChaosTarget): Promise<void> {
   await target.heal();
-  for (const id of target.nodeIds) {
-    if (await target.isRunning(id)) await target.fault(id, 'resume');
-    else await target.start(id);
-  }
+  for (const id of pausedNodes) await target.fault(id, 'resume');
+  pausedNodes.clear();
+  for (const id of target.nodeIds) if (!(await target.isRunning(id))) await target.start(id);
 }
 
 /** Every node up and ready, and no partition under-replicated (per its leader's /metrics). */

@@ -12,6 +12,12 @@ export type NodeFault =
 export interface ChaosTarget {
   /** A short name for reports: 'process' or 'compose'. */
   readonly kind: string;
+  /**
+   * How much slower this target detects failures than the process target (its
+   * broker.session.timeout.ms over 1.5 s); pauses and isolations last this many times longer, so
+   * they still outlast the session timeout. Absent = 1.
+   */
+  readonly timeScale?: number;
   /** Every node id of the cluster, in ascending order. */
   readonly nodeIds: readonly number[];
   /** CLIENT listener addresses (host:port on 127.0.0.1) that workload clients bootstrap from. */
