@@ -13,6 +13,11 @@ export interface RaftProbeResponse {
    * The answering store's directory id (random per created store).
    */
   'directoryId'?: (string);
+  /**
+   * The asking node is a registered broker in the answering node's metadata: it has been part of
+   * this cluster, so its new store is a replacement and must rejoin.
+   */
+  'knowsNode'?: (boolean);
 }
 
 export interface RaftProbeResponse__Output {
@@ -25,4 +30,9 @@ export interface RaftProbeResponse__Output {
    * The answering store's directory id (random per created store).
    */
   'directoryId': (string);
+  /**
+   * The asking node is a registered broker in the answering node's metadata: it has been part of
+   * this cluster, so its new store is a replacement and must rejoin.
+   */
+  'knowsNode': (boolean);
 }
