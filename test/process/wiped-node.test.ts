@@ -50,10 +50,29 @@ class Workload {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.running;
+    for (const id of [...this.clients.keys()]) this.dropClient(id);
   }
 
   count(): number {
     return this.acknowledged.reduce((n, m) => n + m.size, 0);
+  }
+
+  // One connection per node: a connection per request would use up ephemeral ports, one of which
+  // may be the port a restarted node must bind again.
+  private readonly clients = new Map<number, ReturnType<typeof rawClient>>();
+
+  private clientOf(id: number): ReturnType<typeof rawClient> {
+    let client = this.clients.get(id);
+    if (client === undefined) {
+      client = rawClient(this.c.node(id).clientAddress);
+      this.clients.set(id, client);
+    }
+    return client;
+  }
+
+  private dropClient(id: number): void {
+    this.clients.get(id)?.close();
+    this.clients.delete(id);
   }
 
   private async loop(): Promise<void> {
@@ -66,14 +85,16 @@ class Workload {
         continue;
       }
       const values = Array.from({ length: 1 + (i % 4) }, () => `r${this.sequence++}`);
-      const client = rawClient(this.c.node(leader).clientAddress);
+      const client = this.clientOf(leader);
       const result = await call<object, ProduceResponse__Output>(client, 'Produce', {
         acks: -1,
         timeoutMs: 2000,
         topics: [{ name: TOPIC, partitions: [{ partition, records: values.map((v) => ({ key: Buffer.from(v), value: Buffer.from(v) })) }] }],
       });
-      client.close();
-      if (!result.ok) continue; // unknown outcome: not acknowledged
+      if (!result.ok) {
+        this.dropClient(leader);
+        continue; // unknown outcome: not acknowledged
+      }
       const response = result.value.topics[0].partitions[0];
       if (response.errorCode !== 'NONE') continue;
       const base = BigInt(response.baseOffset);
@@ -178,8 +199,16 @@ describe('a node restarted with its log.dirs deleted (issue 6)', () => {
     for (let partition = 0; partition < PARTITIONS; partition++) {
       const leader = after.topics[0].partitions.find((p) => p.partition === partition)?.leaderId ?? -1;
       expect(leader).toBeGreaterThan(0);
-      const stored = await readPartition(c.node(leader).clientAddress, partition);
-      for (const [offset, value] of workload.acknowledged[partition]) expect(stored.get(offset), `${TOPIC}-${partition}@${offset}`).toBe(value);
+      // A leader that just took over may still have its high watermark below its log end; wait
+      // until it has moved past every acknowledged offset (a lost record never appears).
+      const acknowledged = workload.acknowledged[partition];
+      const complete = (stored: Map<bigint, string>) => [...acknowledged].every(([offset, value]) => stored.get(offset) === value);
+      const found = await ProcessCluster.waitFor(`every acknowledged record of ${TOPIC}-${partition}`, async () => {
+        const stored = await readPartition(c.node(leader).clientAddress, partition);
+        return complete(stored) ? stored : undefined;
+      }, CEILING_MS, 100).catch(() => undefined);
+      const stored = found ?? (await readPartition(c.node(leader).clientAddress, partition));
+      for (const [offset, value] of acknowledged) expect(stored.get(offset), `${TOPIC}-${partition}@${offset}`).toBe(value);
       // Byte-identical replicas once the followers have fetched the leader's whole log.
       const leaderBytes = await ProcessCluster.waitFor(`${TOPIC}-${partition} replicas to match`, async () => {
         const bytes = await logBytes(leader, partition);
