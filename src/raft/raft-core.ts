@@ -243,9 +243,10 @@ export class RaftCore {
     this.directoryId = options.directoryId;
     this.rejoining = durable.hardState.rejoining === true;
     this.rejoinCheckedIndex = -1;
-    this.checkRejoinCommitted();
     assert(this.log.lastTerm() <= this.term, `persisted log term ${this.log.lastTerm()} <= persisted term ${this.term}`);
     this.persistedHardState = this.hardState();
+    // After persistedHardState: if the re-add committed before a crash, the next Ready stores it.
+    this.checkRejoinCommitted();
     this.resetRandomizedElectionTimeout();
   }
 
