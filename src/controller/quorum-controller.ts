@@ -120,6 +120,8 @@ export class QuorumController {
   private readonly raftStores = new Map<number, { directoryId: string; rejoining: boolean }>();
   /** Brokers with a rejoining-voter configuration change in flight. */
   private readonly reconciling = new Set<number>();
+  /** Rejoining voters whose removal waits for a silent voter (logged once). */
+  private readonly waitingRejoiners = new Set<number>();
   /** Rejoining nodes this controller saw as voters: they are added back as voters. */
   private readonly removedRejoiningVoters = new Set<number>();
   private readonly cancelTimers: (() => void)[] = [];
@@ -316,9 +318,12 @@ export class QuorumController {
       const others = config.voters.filter((id) => id !== brokerId);
       const silent = others.filter((id) => id !== this.options.nodeId && status.progress?.get(id)?.recentActive !== true);
       if (others.length === 0 || silent.length > 0) {
-        this.logger.warn({ brokerId, silent }, 'a rejoining voter waits to be removed and re-added until every other voter answers');
+        // Once per wait, not per heartbeat.
+        if (!this.waitingRejoiners.has(brokerId)) this.logger.warn({ brokerId, silent }, 'a rejoining voter waits to be removed and re-added until every other voter answers');
+        this.waitingRejoiners.add(brokerId);
         return;
       }
+      this.waitingRejoiners.delete(brokerId);
       this.logger.info({ brokerId, directoryId }, 'removing the old voter identity of a node whose data was deleted; it is added back once it has caught up');
       step = this.options.raft.removeVoter(brokerId);
     } else if (config.learners.includes(brokerId)) {
