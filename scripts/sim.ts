@@ -1,5 +1,7 @@
 // Runs the Raft simulation (test/raft/simulation.ts) over many seeds.
-//   npm run sim -- --seeds N [--start S] [--nodes 3|5] [--trace] [--fault-ticks T]
+//   npm run sim -- --seeds N [--start S] [--nodes 3|5] [--trace] [--fault-ticks T] [--wipes] [--unsafe-wipes]
+// --wipes: crashed nodes may lose their whole store and rejoin (Kavka issue 6); --unsafe-wipes:
+// they come back as plain empty stores, which the checkers must catch.
 // A failure prints the checker, seed=N and the command that replays it (with --trace, the event
 // log of that seed). Exit status 1 if any seed fails.
 
@@ -26,6 +28,8 @@ const start = Number(args.get('start') ?? 1);
 const nodes = Number(args.get('nodes') ?? 3);
 const trace = args.get('trace') === 'true';
 const faultTicks = args.has('fault-ticks') ? Number(args.get('fault-ticks')) : undefined;
+const unsafeWipes = args.get('unsafe-wipes') === 'true';
+const wipes = args.get('wipes') === 'true' || unsafeWipes;
 for (const [name, value] of [['seeds', seeds], ['start', start], ['nodes', nodes]] as const) {
   if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} must be a non-negative integer`);
 }
@@ -35,10 +39,16 @@ let failures = 0;
 let committed = 0;
 let elections = 0;
 let crashes = 0;
+let wiped = 0;
+let rejoined = 0;
+let unavailable = 0;
 for (let seed = start; seed < start + seeds; seed++) {
   try {
-    const result = runSimulation({ seed, nodes, trace, faultTicks });
+    const result = runSimulation({ seed, nodes, trace, faultTicks, wipes, unsafeWipes });
     committed += result.committed;
+    wiped += result.wipes;
+    rejoined += result.rejoined;
+    if (result.unavailableAfterWipe) unavailable++;
     elections += result.elections;
     crashes += result.crashes;
     if (trace) console.log(result.trace.join('\n'));
@@ -55,6 +65,7 @@ for (let seed = start; seed < start + seeds; seed++) {
 const seconds = ((performance.now() - began) / 1000).toFixed(1);
 console.log(
   `${seeds - failures}/${seeds} seeds passed (start ${start}, ${nodes} voters) in ${seconds}s: ` +
-    `${committed} entries committed, ${elections} leaders elected, ${crashes} crashes`,
+    `${committed} entries committed, ${elections} leaders elected, ${crashes} crashes` +
+    (wipes ? `, ${wiped} stores wiped, ${rejoined} rejoined as voters, ${unavailable} seeds rightly left without a leader (after a wipe no candidate could win an election)` : ''),
 );
 process.exitCode = failures > 0 ? 1 : 0;

@@ -23,6 +23,12 @@ export interface BrokerLifecycleOptions {
   channel: ControllerChannel;
   controller: QuorumController;
   heartbeatIntervalMs: number;
+  /**
+   * This node's Raft store: its directory id (sent with the registration, so the controller sees
+   * a re-created log dir) and whether it is rejoining (sent with heartbeats, so the controller
+   * re-adds it as a voter).
+   */
+  raftStore: () => { directoryId: string | undefined; rejoining: boolean };
   /** Called when the controller's answer changes whether this broker is fenced. */
   onFencedChange?: () => void;
   clock: Clock;
@@ -96,6 +102,8 @@ export class BrokerLifecycle {
       metadataOffset: String(this.options.controller.metadataOffset),
       wantFence: !this.caughtUp(),
       wantShutdown,
+      metadataDirectoryId: this.options.raftStore().directoryId ?? '',
+      metadataRejoining: this.options.raftStore().rejoining,
     };
   }
 
@@ -111,6 +119,7 @@ export class BrokerLifecycle {
               brokerId: this.options.nodeId,
               incarnationId: this.incarnationId,
               endpoints: this.options.endpoints,
+              directoryId: this.options.raftStore().directoryId ?? '',
               ...(this.options.rack === undefined ? {} : { rack: this.options.rack }),
             },
             Math.max(heartbeatIntervalMs, 2000),

@@ -142,9 +142,13 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
     logger: logger.child({ component: 'raft-transport' }),
   });
   let raft: RaftNode;
+  let raftDirectoryId: string | undefined;
   try {
-    const storage = await LevelRaftStorage.open({ directory: join(config.logDir, RAFT_DIRECTORY), clusterId: config.clusterId, nodeId });
+    const storage = await LevelRaftStorage.open({ directory: join(config.logDir, RAFT_DIRECTORY), clusterId: config.clusterId, nodeId, newDirectoryId: randomUUID });
+    if (storage.fresh) await formatFreshRaftStore(storage, transport, config, logger);
+    raftDirectoryId = storage.directoryId;
     raft = await RaftNode.open({
+      directoryId: storage.directoryId,
       nodeId,
       bootstrap: { voters: config.quorumVoters.map((v) => v.nodeId).sort((a, b) => a - b), learners: [] },
       ...timing,
@@ -167,6 +171,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
     defaultPartitions: config.get('num.partitions'),
     defaultReplicationFactor: config.get('default.replication.factor'),
     deleteTopicEnable: config.get('delete.topic.enable'),
+    bootstrapVoters: config.quorumVoters.map((v) => v.nodeId),
     sessionTimeoutMs: config.get('broker.session.timeout.ms'),
     leadership: { shrinkIsrOnFence: true, uncleanLeaderElectionDefault: config.get('unclean.leader.election.enable') },
     autoLeaderRebalance: config.get('auto.leader.rebalance.enable'),
@@ -178,6 +183,10 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
     logger: logger.child({ component: 'controller' }),
   });
   started.controller = controller;
+  transport.onProbe((from) => {
+    const status = raft.status();
+    return { nodeId, term: status.term, lastIndex: status.lastIndex, commit: status.committed, directoryId: raftDirectoryId ?? '', knowsNode: controller.image.brokers.has(from) };
+  });
   let fatal: Error | undefined;
   raft.onFailure((error) => {
     fatal = error;
@@ -327,6 +336,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
       channel,
       controller,
       heartbeatIntervalMs: config.get('broker.heartbeat.interval.ms'),
+      raftStore: () => ({ directoryId: raftDirectoryId, rejoining: raft.status().rejoining }),
       onFencedChange: updateReadiness,
       clock,
       logger: logger.child({ component: 'broker-lifecycle' }),
@@ -405,6 +415,44 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
     await closeAll(0).catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * A Raft store that was just created (an empty log.dirs, or one whose data was deleted) is
+ * formatted after asking the other bootstrap voters whether this node has been part of the
+ * cluster (a registered broker in their metadata). If it has, its old store's votes and log are
+ * gone: the new store is formatted as rejoining and the node neither votes nor stands for
+ * election until the controller re-adds it as a voter with the new directory id (raft-core.ts,
+ * "Rejoining"). If no peer answers, the node assumes a brand-new cluster and says so.
+ */
+async function formatFreshRaftStore(storage: LevelRaftStorage, transport: GrpcRaftTransport, config: BrokerConfig, logger: Logger): Promise<void> {
+  const directoryId = storage.directoryId ?? randomUUID();
+  const peers = config.quorumVoters.map((v) => v.nodeId).filter((id) => id !== config.nodeId);
+  if (peers.length === 0) {
+    await storage.format(directoryId, false);
+    return;
+  }
+  const deadlineMs = Math.min(5000, Math.max(500, 2 * config.get('controller.quorum.election.timeout.ms')));
+  const answers = await Promise.allSettled(peers.map((id) => transport.probe(id, deadlineMs)));
+  const answered = answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
+  const knowing = answered.filter((a) => a.knowsNode);
+  if (knowing.length > 0) {
+    logger.warn(
+      { directoryId, knownBy: knowing.map((a) => a.nodeId), term: Math.max(...knowing.map((a) => a.term)) },
+      'the Raft store was created empty but the cluster already knows this node: its data was deleted. Formatting it as rejoining: it follows the metadata log without voting until the active controller removes the old voter identity and adds it back with this directory id',
+    );
+    await storage.format(directoryId, true);
+    return;
+  }
+  if (answered.length === 0) {
+    logger.warn(
+      { directoryId, peers, deadlineMs },
+      'the Raft store was created empty and no other controller voter answered: assuming this is a brand-new cluster and voting normally. If this node was part of a running cluster and its data was deleted, stop it and start it again once the other voters are up, or it may vote twice in a term it voted in before',
+    );
+  } else {
+    logger.info({ directoryId, answered: answered.map((a) => a.nodeId) }, 'the Raft store was created empty and no peer knows this node: formatting it as a new voter');
+  }
+  await storage.format(directoryId, false);
 }
 
 /** Before the active controller stops, another voter takes over, so no election timeout passes without one. */

@@ -67,6 +67,8 @@ export interface BrokerHeartbeatRequest {
   wantFence: boolean;
   /** Controlled shutdown: move leadership away, then stop. */
   wantShutdown: boolean;
+  /** The broker's Raft store: its directory id and whether it is rejoining (not used here). */
+  raftStore?: { directoryId: string; rejoining: boolean };
 }
 
 export interface BrokerHeartbeatResponse {

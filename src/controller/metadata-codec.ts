@@ -28,6 +28,7 @@ export function imageToRecords(image: MetadataImage): MetadataRecord[] {
       endpoints: [...broker.endpoints].map(([name, e]) => ({ name, host: e.host, port: e.port })),
       rack: broker.rack,
       incarnationId: broker.incarnationId,
+      ...(broker.directoryId === undefined ? {} : { directoryId: broker.directoryId }),
     });
     // A registration replays fenced.
     if (!broker.fenced) records.push({ type: 'UnfenceBroker', nodeId: broker.nodeId });
@@ -84,7 +85,7 @@ const isStringMap = (allowNull: boolean): FieldCheck => (v) =>
 
 /** The fields each record type must have, with their types (metadata-records.ts). */
 const RECORD_FIELDS: Record<MetadataRecord['type'], Record<string, FieldCheck>> = {
-  RegisterBroker: { nodeId: isInt, endpoints: isEndpoints, rack: optional(isString), incarnationId: optional(isString) },
+  RegisterBroker: { nodeId: isInt, endpoints: isEndpoints, rack: optional(isString), incarnationId: optional(isString), directoryId: optional(isString) },
   FenceBroker: { nodeId: isInt },
   UnfenceBroker: { nodeId: isInt },
   UnregisterBroker: { nodeId: isInt },

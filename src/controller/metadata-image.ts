@@ -10,6 +10,8 @@ export interface BrokerImage {
   readonly rack: string | undefined;
   /** Undefined for registrations written before incarnation ids existed. */
   readonly incarnationId: string | undefined;
+  /** The id of its log dir contents (see RegisterBrokerRecord.directoryId); undefined if unknown. */
+  readonly directoryId: string | undefined;
   /**
    * A fenced broker leads nothing and takes no new replicas. Every registration starts fenced
    * and is unfenced once the controller accepts its first heartbeat (KIP-631).
@@ -81,6 +83,7 @@ export class MetadataImage {
           endpoints: new Map(record.endpoints.map((e) => [e.name, { host: e.host, port: e.port }])),
           rack: record.rack,
           incarnationId: record.incarnationId,
+          directoryId: record.directoryId,
           fenced: true,
         });
         break;

@@ -13,6 +13,12 @@ export interface RegisterBrokerRecord {
    * incarnations existed; such a registration matches no heartbeat's incarnation but its own.
    */
   incarnationId?: string;
+  /**
+   * The id of the broker's log dir contents (its Raft store's directory id). A registration with
+   * another id than the broker's previous one means its log dir was deleted and re-created.
+   * Absent in records written before it existed.
+   */
+  directoryId?: string;
 }
 
 /** The broker's session ended (heartbeats stopped, or it asked): it leads nothing and takes no new replicas. */

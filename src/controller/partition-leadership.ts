@@ -78,6 +78,31 @@ export function partitionChangeAfterBrokerChange(image: MetadataImage, topic: To
   return changeTo(topic.name, p, leader, isr);
 }
 
+/**
+ * A broker registered with a re-created log dir (Kavka issue 6): it holds none of its partitions'
+ * data, so it leaves every ISR it is in, and leads nothing. Where it was the last ISR member the
+ * ISR becomes empty and the partition goes offline (leader -1): no replica is known to hold every
+ * acknowledged record any more, so only an unclean election (unclean.leader.election.enable,
+ * which electLeaders applies next) may bring it back, from a replica that kept its data. The
+ * re-created replica itself rejoins the ISR only through its leader's AlterPartition, once it has
+ * re-fetched the log (replica-manager's catch-up rule).
+ */
+export function leaveIsrsAfterDataLoss(image: MetadataImage, brokerId: number): { records: PartitionChangeRecord[]; offline: string[] } {
+  const records: PartitionChangeRecord[] = [];
+  const offline: string[] = [];
+  for (const topic of image.topics.values()) {
+    for (const p of topic.partitions) {
+      if (!p.isr.includes(brokerId)) continue;
+      const isr = p.isr.filter((id) => id !== brokerId);
+      const leader = p.leader === brokerId || isr.length === 0 ? -1 : p.leader;
+      if (isr.length === 0) offline.push(`${topic.name}-${p.partition}`);
+      const change = changeTo(topic.name, p, leader, isr);
+      if (change !== undefined) records.push(change);
+    }
+  }
+  return { records, offline };
+}
+
 /** Every partition's change after brokers were fenced or unfenced (apply the broker records first). */
 export function electLeaders(image: MetadataImage, options: LeadershipOptions = DEFAULT_LEADERSHIP_OPTIONS): PartitionChangeRecord[] {
   const records: PartitionChangeRecord[] = [];

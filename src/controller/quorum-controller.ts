@@ -41,7 +41,7 @@ import {
   type TopicResult,
 } from './topic-operations.js';
 import { BrokerHeartbeatTracker, fenceStaleBrokers, handleHeartbeat, withLeadershipChanges, type BrokerHeartbeatRequest, type BrokerHeartbeatResponse } from './broker-liveness.js';
-import { alterPartition, electPreferredLeaders, type AlterPartitionRequest, type AlterPartitionResponse, type LeadershipOptions } from './partition-leadership.js';
+import { alterPartition, electPreferredLeaders, leaveIsrsAfterDataLoss, type AlterPartitionRequest, type AlterPartitionResponse, type LeadershipOptions } from './partition-leadership.js';
 import { decodeMetadataBatch, decodeMetadataSnapshot, encodeMetadataBatch, encodeMetadataSnapshot } from './metadata-codec.js';
 
 /** Producer ids per block a broker gets (Kafka's is 1000). */
@@ -58,6 +58,11 @@ export interface QuorumControllerOptions {
   leadership: LeadershipOptions;
   autoLeaderRebalance: boolean;
   leaderImbalanceCheckIntervalMs: number;
+  /**
+   * controller.quorum.voters: a rejoining node among them is re-added as a voter automatically
+   * (so is one this controller removed as a voter). Default: none.
+   */
+  bootstrapVoters?: readonly number[];
   /** Snapshot after this many bytes of applied record batches. */
   snapshotBytes: number;
   random: () => number;
@@ -71,6 +76,8 @@ export interface RegisterBrokerRequest {
   incarnationId: string;
   endpoints: { name: string; host: string; port: number }[];
   rack: string | undefined;
+  /** The id of the broker's log dir contents (its Raft store's directory id); undefined if not sent. */
+  directoryId?: string;
 }
 
 /** A decision's results plus the metadata offset (Raft index) at which its records are applied. */
@@ -84,6 +91,10 @@ export interface QuorumMember {
   /** The last index the leader knows this member holds; -1 when unknown. */
   logEndOffset: number;
   lag: number;
+  /** Its Raft store's directory id as last reported ('' when unknown). */
+  directoryId: string;
+  /** Its store was re-created after its data was deleted and it does not vote yet. */
+  rejoining: boolean;
 }
 
 export interface QuorumDescription {
@@ -105,6 +116,14 @@ export class QuorumController {
   /** The term this node is active in; undefined when not active. */
   private activeTerm: number | undefined;
   private tracker = new BrokerHeartbeatTracker();
+  /** Each broker's Raft store as its last heartbeat reported it (active controller; not replicated). */
+  private readonly raftStores = new Map<number, { directoryId: string; rejoining: boolean }>();
+  /** Brokers with a rejoining-voter configuration change in flight. */
+  private readonly reconciling = new Set<number>();
+  /** Rejoining voters whose removal waits for a silent voter (logged once). */
+  private readonly waitingRejoiners = new Set<number>();
+  /** Rejoining nodes this controller saw as voters: they are added back as voters. */
+  private readonly removedRejoiningVoters = new Set<number>();
   private readonly cancelTimers: (() => void)[] = [];
   private closed = false;
   private readonly logger: Logger;
@@ -215,10 +234,31 @@ export class QuorumController {
         existing !== undefined &&
         existing.incarnationId === request.incarnationId &&
         existing.rack === request.rack &&
+        existing.directoryId === request.directoryId &&
         sameEndpoints(existing.endpoints, request.endpoints);
       if (same) return { records: [], results: [] };
-      const registration: MetadataRecord = { type: 'RegisterBroker', nodeId: request.brokerId, endpoints: request.endpoints, rack: request.rack, incarnationId: request.incarnationId };
-      return { records: withLeadershipChanges(image, [registration], this.options.leadership), results: [] };
+      const registration: MetadataRecord = {
+        type: 'RegisterBroker',
+        nodeId: request.brokerId,
+        endpoints: request.endpoints,
+        rack: request.rack,
+        incarnationId: request.incarnationId,
+        ...(request.directoryId === undefined ? {} : { directoryId: request.directoryId }),
+      };
+      const replaced = existing?.directoryId !== undefined && request.directoryId !== undefined && existing.directoryId !== request.directoryId;
+      if (!replaced) return { records: withLeadershipChanges(image, [registration], this.options.leadership), results: [] };
+      const lost = leaveIsrsAfterDataLoss(image, request.brokerId);
+      this.logger.warn(
+        { brokerId: request.brokerId, previousDirectoryId: existing?.directoryId, directoryId: request.directoryId, isrsLeft: lost.records.length },
+        'broker registered with a re-created log dir: its data is gone, so it leaves every ISR and re-fetches its partitions before it can rejoin them',
+      );
+      for (const tp of lost.offline) {
+        this.logger.error(
+          { brokerId: request.brokerId, topicPartition: tp },
+          'the only in-sync replica of this partition lost its data: the partition stays offline (leader -1) because no replica is known to hold every acknowledged record; set unclean.leader.election.enable=true on the topic to elect a surviving replica and accept the loss',
+        );
+      }
+      return { records: withLeadershipChanges(image, [registration, ...lost.records], this.options.leadership), results: [] };
     }, false);
     this.tracker.recordHeartbeat(request.brokerId, this.options.clock.monotonicMs());
     const config = this.options.raft.status().config;
@@ -248,7 +288,56 @@ export class QuorumController {
       return { records, results: [] };
     }, false);
     this.ensureMember(request.brokerId);
+    if (request.raftStore !== undefined) {
+      this.raftStores.set(request.brokerId, request.raftStore);
+      if (request.raftStore.rejoining) this.reconcileRejoiningVoter(request.brokerId, request.raftStore.directoryId);
+    }
     return response ?? { isFenced: true, shouldShutdown: false };
+  }
+
+  /**
+   * A broker whose Raft store is rejoining (its data was deleted; raft-core.ts "Rejoining") votes
+   * again only after its old voter identity is removed and it is added back with its new
+   * directory id. Called on each of its heartbeats; moves one step per call, never two changes at
+   * once (Raft refuses a change while another is uncommitted):
+   *   voter   -> remove-voter, only if the other voters all answer the leader (the smaller set's
+   *              majority must be live; e.g. of 3 voters, the 2 left must both be up)
+   *   absent  -> ensureMember adds it as a learner (the next heartbeat)
+   *   learner -> add-voter naming its directory id, once it holds every committed entry
+   * Only a node that was a voter (seen here as one, or a bootstrap voter) is re-added as one; a
+   * broker-only node stays an observer.
+   */
+  private reconcileRejoiningVoter(brokerId: number, directoryId: string): void {
+    if (!this.isActive || this.reconciling.has(brokerId)) return;
+    const status = this.options.raft.status();
+    const config = status.config;
+    if (config.voters.includes(brokerId)) this.removedRejoiningVoters.add(brokerId);
+    if (!this.removedRejoiningVoters.has(brokerId) && !(this.options.bootstrapVoters ?? []).includes(brokerId)) return;
+    let step: Promise<unknown> | undefined;
+    if (config.voters.includes(brokerId)) {
+      const others = config.voters.filter((id) => id !== brokerId);
+      const silent = others.filter((id) => id !== this.options.nodeId && status.progress?.get(id)?.recentActive !== true);
+      if (others.length === 0 || silent.length > 0) {
+        // Once per wait, not per heartbeat.
+        if (!this.waitingRejoiners.has(brokerId)) this.logger.warn({ brokerId, silent }, 'a rejoining voter waits to be removed and re-added until every other voter answers');
+        this.waitingRejoiners.add(brokerId);
+        return;
+      }
+      this.waitingRejoiners.delete(brokerId);
+      this.logger.info({ brokerId, directoryId }, 'removing the old voter identity of a node whose data was deleted; it is added back once it has caught up');
+      step = this.options.raft.removeVoter(brokerId);
+    } else if (config.learners.includes(brokerId)) {
+      const progress = status.progress?.get(brokerId);
+      if (progress === undefined || !progress.recentActive || progress.match < status.committed) return;
+      this.logger.info({ brokerId, directoryId }, 'adding a rejoined node back as a controller voter with its new directory id');
+      step = this.options.raft.changeConfig({ type: 'add-voter', nodeId: brokerId, directoryId }).then(() => this.removedRejoiningVoters.delete(brokerId));
+    }
+    if (step === undefined) return;
+    this.reconciling.add(brokerId);
+    step.then(
+      () => this.logger.info({ brokerId }, 'rejoining voter: configuration change committed'),
+      (error: unknown) => this.logger.warn({ err: error, brokerId }, 'rejoining voter: configuration change failed; the next heartbeat retries'),
+    ).finally(() => this.reconciling.delete(brokerId));
   }
 
   /** A registered broker outside the quorum (e.g. a removed voter) is added back as a learner. */
@@ -299,10 +388,17 @@ export class QuorumController {
     this.requireActive();
     const status = this.options.raft.status();
     const member = (id: number): QuorumMember => {
-      if (id === this.options.nodeId) return { nodeId: id, logEndOffset: status.lastIndex, lag: 0 };
+      if (id === this.options.nodeId) return { nodeId: id, logEndOffset: status.lastIndex, lag: 0, directoryId: status.directoryId ?? '', rejoining: status.rejoining };
       const progress = status.progress?.get(id);
       const match = progress?.match ?? -1;
-      return { nodeId: id, logEndOffset: match, lag: match < 0 ? status.lastIndex : Math.max(0, status.lastIndex - match) };
+      const store = this.raftStores.get(id);
+      return {
+        nodeId: id,
+        logEndOffset: match,
+        lag: match < 0 ? status.lastIndex : Math.max(0, status.lastIndex - match),
+        directoryId: store?.directoryId ?? status.config.voterDirectories?.[String(id)] ?? '',
+        rejoining: store?.rejoining ?? false,
+      };
     };
     return {
       leaderId: this.options.nodeId,
@@ -335,8 +431,11 @@ export class QuorumController {
         { retriable: true },
       );
     }
-    await this.options.raft.addVoter(nodeId);
-    this.logger.info({ voterId: nodeId }, 'added a controller voter');
+    // With the directory id its heartbeats report, so a rejoining node (data deleted) votes again.
+    const directoryId = this.raftStores.get(nodeId)?.directoryId;
+    await this.options.raft.changeConfig({ type: 'add-voter', nodeId, ...(directoryId === undefined ? {} : { directoryId }) });
+    this.removedRejoiningVoters.delete(nodeId);
+    this.logger.info({ voterId: nodeId, directoryId }, 'added a controller voter');
   }
 
   /**

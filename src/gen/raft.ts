@@ -39,6 +39,8 @@ export interface ProtoGrpcType {
       RaftHeartbeatResponse: MessageTypeDefinition
       RaftInstallSnapshot: MessageTypeDefinition
       RaftMessage: MessageTypeDefinition
+      RaftProbeRequest: MessageTypeDefinition
+      RaftProbeResponse: MessageTypeDefinition
       RaftSendSummary: MessageTypeDefinition
       RaftSnapshot: MessageTypeDefinition
       RaftSnapshotMetadata: MessageTypeDefinition

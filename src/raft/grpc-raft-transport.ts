@@ -15,6 +15,10 @@
 // (counted) if it was meant for another cluster or node or does not decode. Messages of one
 // stream are handed to onMessage in arrival order, one at a time (onMessage must not block).
 //
+// Probe (unary): a node whose Raft store was just created asks each bootstrap peer whether the
+// cluster already knows it (GrpcRaftTransport.probe), before it formats the store; the answer
+// comes from the onProbe callback of the answering node (undefined: UNAVAILABLE, not ready).
+//
 // Who calls it: one RaftNode (send, listen, close) and the broker's gRPC server (handlers), all
 // on the Node event loop; no method awaits except close().
 import * as grpc from '@grpc/grpc-js';
@@ -32,6 +36,18 @@ import type { NodeId } from './types.js';
 
 export const RAFT_SERVICE_NAME = 'kavka.v1.Raft';
 const SEND_PATH = '/kavka.v1.Raft/Send';
+const PROBE_PATH = '/kavka.v1.Raft/Probe';
+
+/** What a peer says about itself and the asking node (see raft.proto RaftProbeResponse). */
+export interface RaftProbeAnswer {
+  readonly nodeId: NodeId;
+  readonly term: number;
+  readonly lastIndex: number;
+  readonly commit: number;
+  readonly directoryId: string;
+  /** The asking node is a registered broker in the peer's metadata: it has been in this cluster. */
+  readonly knowsNode: boolean;
+}
 
 export function loadRaftPackageDefinition(): protoLoader.PackageDefinition {
   return protoLoader.loadSync([RAFT_PROTO_FILE], PROTO_LOADER_OPTIONS);
@@ -61,6 +77,7 @@ export function raftServiceDefinition(definition = loadRaftPackageDefinition()):
         }
       },
     },
+    Probe: service.Probe,
   };
 }
 
@@ -82,6 +99,8 @@ export interface RaftServiceOptions {
   readonly stats?: RaftReceiveStats;
   /** Where each open inbound stream registers a function that ends it (for shutdown). */
   readonly inbound?: Set<() => void>;
+  /** Answers a Probe from node `from`; undefined when this node cannot answer yet. */
+  readonly onProbe?: (from: NodeId) => RaftProbeAnswer | undefined;
 }
 
 /** The handlers of kavka.v1.Raft, for grpc.Server#addService(raftServiceDefinition(), ...). */
@@ -116,7 +135,28 @@ export function raftServiceHandlers(options: RaftServiceOptions): grpc.UntypedSe
       options.inbound?.delete(finish);
     });
   };
-  return { Send };
+  const Probe = (call: grpc.ServerUnaryCall<{ clusterId: string; from: number }, unknown>, callback: grpc.sendUnaryData<unknown>): void => {
+    const { clusterId, from } = call.request;
+    if (clusterId !== options.clusterId) {
+      callback({ code: grpc.status.FAILED_PRECONDITION, details: `node ${options.nodeId} is in cluster ${options.clusterId}, not ${clusterId}` });
+      return;
+    }
+    const answer = options.onProbe?.(from);
+    if (answer === undefined) {
+      callback({ code: grpc.status.UNAVAILABLE, details: `node ${options.nodeId} cannot answer a Raft probe yet` });
+      return;
+    }
+    callback(null, {
+      clusterId: options.clusterId,
+      nodeId: answer.nodeId,
+      term: String(answer.term),
+      lastIndex: String(answer.lastIndex),
+      commit: String(answer.commit),
+      directoryId: answer.directoryId,
+      knowsNode: answer.knowsNode,
+    });
+  };
+  return { Send, Probe };
 }
 
 /** The message, or why it is dropped. */
@@ -175,6 +215,7 @@ export class GrpcRaftTransport implements RaftTransport {
   private readonly inbound = new Set<() => void>();
   private readonly addresses: Map<NodeId, string>;
   private handler: ((message: Message) => void) | undefined;
+  private probeHandler: ((from: NodeId) => RaftProbeAnswer | undefined) | undefined;
   private closed = false;
   readonly receiveStats: RaftReceiveStats = { received: 0, dropped: 0 };
   /** Messages for a peer with no known address. */
@@ -212,9 +253,52 @@ export class GrpcRaftTransport implements RaftTransport {
       logger: this.options.logger,
       stats: this.receiveStats,
       inbound: this.inbound,
+      onProbe: (from) => (this.closed ? undefined : this.probeHandler?.(from)),
       onMessage: (message) => {
         if (!this.closed) this.handler?.(message);
       },
+    });
+  }
+
+  /** Sets who answers Probe calls to this node (RaftProbeAnswer); before that they get UNAVAILABLE. */
+  onProbe(handler: (from: NodeId) => RaftProbeAnswer | undefined): void {
+    this.probeHandler = handler;
+  }
+
+  /**
+   * Asks a peer about itself and this node (see the file header). Rejects on any failure within
+   * deadlineMs; a peer with no known address rejects at once.
+   */
+  probe(peer: NodeId, deadlineMs: number): Promise<RaftProbeAnswer> {
+    const address = this.addresses.get(peer);
+    if (address === undefined || address === '') return Promise.reject(new Error(`no address for node ${peer}`));
+    const client = new grpc.Client(address, grpc.credentials.createInsecure());
+    const probeMethod = loadRaftPackageDefinition()[RAFT_SERVICE_NAME] as unknown as Record<string, grpc.MethodDefinition<object, Record<string, unknown>>>;
+    const method = probeMethod.Probe;
+    return new Promise<RaftProbeAnswer>((resolve, reject) => {
+      client.makeUnaryRequest(
+        PROBE_PATH,
+        method.requestSerialize,
+        method.responseDeserialize,
+        { clusterId: this.options.clusterId, from: this.options.nodeId },
+        new grpc.Metadata(),
+        { deadline: this.options.clock.nowMs() + deadlineMs },
+        (error, response) => {
+          client.close();
+          if (error !== null || response === undefined) {
+            reject(error ?? new Error('empty probe answer'));
+            return;
+          }
+          resolve({
+            nodeId: Number(response.nodeId),
+            term: Number(response.term),
+            lastIndex: Number(response.lastIndex),
+            commit: Number(response.commit),
+            directoryId: String(response.directoryId),
+            knowsNode: response.knowsNode === true,
+          });
+        },
+      );
     });
   }
 

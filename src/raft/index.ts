@@ -55,5 +55,6 @@ export {
   type RaftServiceOptions,
   type RaftReceiveStats,
   type PeerLinkStats,
+  type RaftProbeAnswer,
 } from './grpc-raft-transport.js';
 export { messageToProto, messageFromProto, RAFT_PROTO_FILE, NO_NODE_ID, type DecodedRaftMessage } from './raft-codec.js';

@@ -1,7 +1,9 @@
 // RaftStorage on `level` (LevelDB through classic-level): one database directory per Raft server.
 //
 // Key layout (binary keys compare bytewise, so entries sort by index):
-//   0x00                          identity: UTF-8 JSON {"clusterId": string, "nodeId": number}
+//   0x00                          identity: UTF-8 JSON {"clusterId": string, "nodeId": number,
+//                                 "directoryId": string} (directoryId: random per created store;
+//                                 stores written before it existed get one on their next open)
 //   0x01                          hard state   (RaftHardState, see raft-codec.ts for the value layout)
 //   0x02                          snapshot     (RaftSnapshot)
 //   0x03 | index (8 bytes, BE)    entry        (RaftEntry)
@@ -59,10 +61,19 @@ export interface LevelRaftStorageOptions {
   readonly clusterId?: string;
   /** If given, the directory must belong to this node (recorded on first open). */
   readonly nodeId?: NodeId;
+  /** Makes a directory id for a store that has none (random; the owner is a driver). */
+  readonly newDirectoryId?: () => string;
 }
 
 export class LevelRaftStorage implements RaftStorage {
   private readonly db: Level<Uint8Array, Uint8Array>;
+  /**
+   * The store holds no Raft state yet (no hard state, snapshot or entry): just created, or never
+   * used. The owner may format() it before load().
+   */
+  fresh = false;
+  /** This store's directory id (KIP-853); valid after open() for a formatted store, after format() for a fresh one. */
+  directoryId: string | undefined;
   /** Persisted entries are exactly (snapshotIndex, lastIndex]. Valid after load(). */
   private snapshotIndex = 0;
   private lastIndex = 0;
@@ -70,6 +81,8 @@ export class LevelRaftStorage implements RaftStorage {
   /** The chain of writes; each starts when the previous one has finished. */
   private tail: Promise<void> = Promise.resolve();
   private closed = false;
+
+  private identity: { clusterId: string | null; nodeId: number | null; directoryId?: string } | undefined;
 
   private constructor(db: Level<Uint8Array, Uint8Array>) {
     this.db = db;
@@ -94,20 +107,49 @@ export class LevelRaftStorage implements RaftStorage {
   }
 
   private async checkIdentity(options: LevelRaftStorageOptions): Promise<void> {
+    this.fresh =
+      (await this.db.get(HARD_STATE_KEY)) === undefined &&
+      (await this.db.get(SNAPSHOT_KEY)) === undefined &&
+      (await this.db.keys({ gte: Uint8Array.of(ENTRY_PREFIX), lt: Uint8Array.of(ENTRY_PREFIX + 1), limit: 1 }).all()).length === 0;
     if (options.clusterId === undefined && options.nodeId === undefined) return;
     const stored = await this.db.get(IDENTITY_KEY);
     const wanted = { clusterId: options.clusterId ?? null, nodeId: options.nodeId ?? null };
     if (stored === undefined) {
-      await this.db.put(IDENTITY_KEY, new TextEncoder().encode(JSON.stringify(wanted)), RAFT_WRITE_OPTIONS);
+      this.identity = { ...wanted, directoryId: options.newDirectoryId?.() };
+      await this.db.put(IDENTITY_KEY, new TextEncoder().encode(JSON.stringify(this.identity)), RAFT_WRITE_OPTIONS);
+      this.directoryId = this.identity.directoryId;
       return;
     }
-    const found = JSON.parse(new TextDecoder().decode(stored)) as { clusterId: string | null; nodeId: number | null };
+    const found = JSON.parse(new TextDecoder().decode(stored)) as { clusterId: string | null; nodeId: number | null; directoryId?: string };
+    this.identity = found;
+    this.directoryId = found.directoryId;
+    if (this.directoryId === undefined && options.newDirectoryId !== undefined) {
+      this.identity = { ...found, directoryId: options.newDirectoryId() };
+      this.directoryId = this.identity.directoryId;
+      await this.db.put(IDENTITY_KEY, new TextEncoder().encode(JSON.stringify(this.identity)), RAFT_WRITE_OPTIONS);
+    }
     if (found.clusterId !== wanted.clusterId || found.nodeId !== wanted.nodeId) {
       throw new KavkaError(
         'INVALID_CONFIG',
         `the Raft store in ${this.db.location} belongs to cluster ${found.clusterId} node ${found.nodeId}, not cluster ${wanted.clusterId} node ${wanted.nodeId}`,
       );
     }
+  }
+
+  /**
+   * Formats a fresh store (no hard state, snapshot or entry: created now, or never used): records
+   * its directory id and, if `rejoining`, a hard state that marks it as the replacement of a
+   * store whose data was deleted (raft-core.ts, "Rejoining"), in one durable batch. A fresh store
+   * stays fresh until Raft first persists (a crash before that re-runs the owner's decision).
+   */
+  async format(directoryId: string, rejoining: boolean): Promise<void> {
+    assert(this.fresh && !this.loaded, 'format() a fresh store before load()');
+    const ops: Operation[] = [];
+    if (this.identity !== undefined) ops.push({ type: 'put', key: IDENTITY_KEY, value: new TextEncoder().encode(JSON.stringify({ ...this.identity, directoryId })) });
+    if (rejoining) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardStateValue({ ...EMPTY_HARD_STATE, rejoining: true }) });
+    await this.batch(ops);
+    this.fresh = !rejoining;
+    this.directoryId = directoryId;
   }
 
   async load(): Promise<DurableState> {

@@ -35,14 +35,22 @@ export function applyConfigChange(config: ClusterConfig, change: ConfigChange): 
   const sorted = (ids: NodeId[]) => ids.sort((a, b) => a - b);
   switch (change.type) {
     case 'add-voter':
-      return makeConfig(sorted([...config.voters, change.nodeId]), without(config.learners));
+      return withDirectories(makeConfig(sorted([...config.voters, change.nodeId]), without(config.learners)), config, change.nodeId, change.directoryId);
     case 'remove-voter':
-      return makeConfig(without(config.voters), config.learners);
+      return withDirectories(makeConfig(without(config.voters), config.learners), config, change.nodeId, undefined);
     case 'add-learner':
-      return makeConfig(config.voters, sorted([...config.learners, change.nodeId]));
+      return withDirectories(makeConfig(config.voters, sorted([...config.learners, change.nodeId])), config, undefined, undefined);
     case 'remove-learner':
-      return makeConfig(config.voters, without(config.learners));
+      return withDirectories(makeConfig(config.voters, without(config.learners)), config, undefined, undefined);
   }
+}
+
+/** `next` with `previous`'s voter directories, the one of `nodeId` set to `directoryId` (or dropped). */
+function withDirectories(next: ClusterConfig, previous: ClusterConfig, nodeId: NodeId | undefined, directoryId: string | undefined): ClusterConfig {
+  const directories: Record<string, string> = { ...(previous.voterDirectories ?? {}) };
+  if (nodeId !== undefined) delete directories[String(nodeId)];
+  if (nodeId !== undefined && directoryId !== undefined) directories[String(nodeId)] = directoryId;
+  return Object.keys(directories).length === 0 ? next : { ...next, voterDirectories: directories };
 }
 
 /** A checked configuration: sorted, duplicate-free, disjoint, at least one voter. */

@@ -42,6 +42,8 @@ export interface AppendResponseMessage extends Envelope {
   readonly index: number;
   readonly conflictTerm: number;
   readonly conflictIndex: number;
+  /** The member's store was re-created (HardState.rejoining); absent means false. */
+  readonly rejoining?: boolean;
 }
 
 /** Leader -> member, every heartbeat interval. `commit` is min(the member's match, leader commit). */
@@ -53,6 +55,11 @@ export interface HeartbeatMessage extends Envelope {
 /** Member -> leader. Proves the member is alive (CheckQuorum) and lets the leader resume a probe. */
 export interface HeartbeatResponseMessage extends Envelope {
   readonly type: 'heartbeat-response';
+  /**
+   * Only from a rejoining member: its last index. Its store was re-created, so the leader's
+   * progress for it may claim entries it no longer holds; the leader resets it when it does.
+   */
+  readonly rejoining?: { readonly lastIndex: number };
 }
 
 /**

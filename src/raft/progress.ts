@@ -65,6 +65,18 @@ export class Progress {
     this.snapshotTicks = 0;
   }
 
+  /**
+   * The member's store was re-created (it is rejoining) and holds less than `match` says: forget
+   * what it acknowledged and probe from `next`. Lowering match is safe: the commit index never
+   * moves back, and a lower match only counts fewer acknowledgements.
+   */
+  resetAfterLoss(next: number): void {
+    assert(next >= 1, 'next index >= 1');
+    this.match = 0;
+    this.reset('probe');
+    this.next = next;
+  }
+
   /** An acknowledgement of `index`. Returns true if match moved. */
   maybeUpdate(index: number): boolean {
     let updated = false;

@@ -52,12 +52,18 @@ export function messageToProto(clusterId: string, m: Message): RaftMessage {
     case 'append-response':
       return {
         ...envelope,
-        appendResponse: { reject: m.reject, index: String(m.index), conflictTerm: String(m.conflictTerm), conflictIndex: String(m.conflictIndex) },
+        appendResponse: {
+          reject: m.reject,
+          index: String(m.index),
+          conflictTerm: String(m.conflictTerm),
+          conflictIndex: String(m.conflictIndex),
+          ...(m.rejoining === true ? { rejoining: true } : {}),
+        },
       };
     case 'heartbeat':
       return { ...envelope, heartbeat: { commit: String(m.commit) } };
     case 'heartbeat-response':
-      return { ...envelope, heartbeatResponse: {} };
+      return { ...envelope, heartbeatResponse: m.rejoining === undefined ? {} : { rejoining: true, lastIndex: String(m.rejoining.lastIndex) } };
     case 'vote':
       return { ...envelope, vote: { preVote: m.preVote, transfer: m.transfer, lastIndex: String(m.lastIndex), lastTerm: String(m.lastTerm) } };
     case 'vote-response':
@@ -100,12 +106,16 @@ function bodyFromProto(p: RaftMessage__Output, envelope: { from: NodeId; to: Nod
         index: int64(b.index, 'index'),
         conflictTerm: int64(b.conflictTerm, 'conflictTerm'),
         conflictIndex: int64(b.conflictIndex, 'conflictIndex'),
+        ...(b.rejoining ? { rejoining: true } : {}),
       };
     }
     case 'heartbeat':
       return { ...envelope, type: 'heartbeat', commit: int64(present(p.heartbeat, 'heartbeat').commit, 'commit') };
-    case 'heartbeatResponse':
-      return { ...envelope, type: 'heartbeat-response' };
+    case 'heartbeatResponse': {
+      const b = present(p.heartbeatResponse, 'heartbeatResponse');
+      if (!b.rejoining) return { ...envelope, type: 'heartbeat-response' };
+      return { ...envelope, type: 'heartbeat-response', rejoining: { lastIndex: int64(b.lastIndex, 'lastIndex') } };
+    }
     case 'vote': {
       const b = present(p.vote, 'vote');
       return {
@@ -170,7 +180,7 @@ export function entryFromProto(p: RaftEntry__Output): Entry {
 function configChangeToProto(c: ConfigChange): RaftConfigChange {
   switch (c.type) {
     case 'add-voter':
-      return { type: 'RAFT_CONFIG_CHANGE_TYPE_ADD_VOTER', nodeId: c.nodeId };
+      return { type: 'RAFT_CONFIG_CHANGE_TYPE_ADD_VOTER', nodeId: c.nodeId, ...(c.directoryId === undefined ? {} : { directoryId: c.directoryId }) };
     case 'remove-voter':
       return { type: 'RAFT_CONFIG_CHANGE_TYPE_REMOVE_VOTER', nodeId: c.nodeId };
     case 'add-learner':
@@ -186,7 +196,7 @@ function configChangeFromProto(p: RaftConfigChange__Output): ConfigChange {
   const id = nodeId(p.nodeId, 'change nodeId');
   switch (p.type) {
     case 'RAFT_CONFIG_CHANGE_TYPE_ADD_VOTER':
-      return { type: 'add-voter', nodeId: id };
+      return p.directoryId === '' ? { type: 'add-voter', nodeId: id } : { type: 'add-voter', nodeId: id, directoryId: p.directoryId };
     case 'RAFT_CONFIG_CHANGE_TYPE_REMOVE_VOTER':
       return { type: 'remove-voter', nodeId: id };
     case 'RAFT_CONFIG_CHANGE_TYPE_ADD_LEARNER':
@@ -201,14 +211,16 @@ function configChangeFromProto(p: RaftConfigChange__Output): ConfigChange {
 }
 
 function configToProto(c: ClusterConfig): RaftClusterConfig {
-  return { voters: [...c.voters], learners: [...c.learners] };
+  return { voters: [...c.voters], learners: [...c.learners], ...(c.voterDirectories === undefined ? {} : { voterDirectories: { ...c.voterDirectories } }) };
 }
 
 function configFromProto(p: RaftClusterConfig__Output): ClusterConfig {
   const voters = p.voters.map((v) => nodeId(v, 'voter'));
   const learners = p.learners.map((l) => nodeId(l, 'learner'));
   if (voters.length === 0) throw corrupt('a configuration without voters');
-  return { voters, learners };
+  const directories = Object.entries(p.voterDirectories ?? {});
+  if (directories.length === 0) return { voters, learners };
+  return { voters, learners, voterDirectories: Object.fromEntries(directories) };
 }
 
 export function snapshotToProto(s: Snapshot): RaftSnapshot {
@@ -229,7 +241,7 @@ export function snapshotFromProto(p: RaftSnapshot__Output): Snapshot {
 }
 
 export function hardStateToProto(h: HardState): RaftHardState {
-  return { term: String(h.term), votedFor: h.votedFor ?? NO_NODE_ID, commit: String(h.commit) };
+  return { term: String(h.term), votedFor: h.votedFor ?? NO_NODE_ID, commit: String(h.commit), ...(h.rejoining === true ? { rejoining: true } : {}) };
 }
 
 export function hardStateFromProto(p: RaftHardState__Output): HardState {
@@ -237,6 +249,7 @@ export function hardStateFromProto(p: RaftHardState__Output): HardState {
     term: int64(p.term, 'hard state term'),
     votedFor: p.votedFor === NO_NODE_ID ? undefined : nodeId(p.votedFor, 'votedFor'),
     commit: int64(p.commit, 'hard state commit'),
+    ...(p.rejoining ? { rejoining: true } : {}),
   };
 }
 

@@ -31,6 +31,17 @@
 //   candidate     -> leader (a quorum voted) | pre-candidate | candidate (timeout) | follower
 //   leader        -> follower (higher term, CheckQuorum failure, removed from the configuration)
 // Only voters of the server's latest configuration ever leave `follower`.
+//
+// Rejoining (a node restarted with its data deleted; HardState.rejoining): the server forgot its
+// term, its votes and its log, so as a voter it could vote twice in one term or help elect a
+// leader that lacks committed entries. While rejoining it never leaves `follower` and grants no
+// (pre)vote; it still appends, acknowledges and learns commits, so it catches up like a learner
+// (its acknowledgements are real: what it acknowledges is durable). Elections meanwhile need a
+// majority among the other voters. It stops rejoining when an add-voter naming its own
+// directoryId is committed: that change was proposed after this store existed, while the node was
+// not a voter in the committed configuration, so its old identity's removal had committed first
+// (a fresh server added by a single-server change, thesis §4.1). The flag is persisted with the
+// hard state, so a vote it grants afterwards is never sent before rejoining=false is durable.
 
 import { assert, assertNever } from '../util/assert.js';
 import { validateConfigChange } from './membership.js';
@@ -38,6 +49,7 @@ import type {
   AppendMessage,
   AppendResponseMessage,
   HeartbeatMessage,
+  HeartbeatResponseMessage,
   InstallSnapshotMessage,
   Message,
   VoteMessage,
@@ -75,6 +87,11 @@ export interface RaftOptions {
   readonly maxEntriesPerAppend?: number;
   /** At most this many unacknowledged appends per member in the replicate state. Default 16. */
   readonly maxInflightAppends?: number;
+  /**
+   * This server's Raft store directory id (random per created store, KIP-853). A rejoining server
+   * (HardState.rejoining) votes again once an add-voter naming this id is committed.
+   */
+  readonly directoryId?: string;
 }
 
 /** What the driver read back from its storage at start-up. Empty for a brand-new server. */
@@ -144,6 +161,10 @@ export interface RaftStatus {
   /** Leader only: every other member's progress. */
   readonly progress: ReadonlyMap<NodeId, ProgressStatus> | undefined;
   readonly transferTarget: NodeId | undefined;
+  /** This server's store directory id, if the driver gave one. */
+  readonly directoryId: string | undefined;
+  /** Rejoining after its data was deleted: no votes, no campaigns (see the file header). */
+  readonly rejoining: boolean;
 }
 
 type Role =
@@ -174,6 +195,17 @@ export class RaftCore {
   private term: number;
   private votedFor: NodeId | undefined;
   private role: Role = { kind: 'follower', leaderId: undefined };
+  private readonly directoryId: string | undefined;
+  /** See the file header. Goes true -> false only. */
+  private rejoining: boolean;
+  /** While rejoining: the commit index at which the committed configuration was last checked. */
+  private rejoinCheckedIndex: number;
+  /**
+   * Follower: the last index an append (or snapshot) of the current term's leader proved to match
+   * its log. A rejoining follower takes a heartbeat's commit only up to here, since the leader's
+   * progress for it may predate its lost store.
+   */
+  private leaderVerifiedIndex = 0;
 
   /** Ticks since the last election timeout reset (followers: since they heard from a leader). */
   private electionElapsed = 0;
@@ -208,8 +240,13 @@ export class RaftCore {
     this.log = new RaftLog(snapshot, durable.entries, durable.hardState.commit);
     this.term = durable.hardState.term;
     this.votedFor = durable.hardState.votedFor;
+    this.directoryId = options.directoryId;
+    this.rejoining = durable.hardState.rejoining === true;
+    this.rejoinCheckedIndex = -1;
     assert(this.log.lastTerm() <= this.term, `persisted log term ${this.log.lastTerm()} <= persisted term ${this.term}`);
     this.persistedHardState = this.hardState();
+    // After persistedHardState: if the re-add committed before a crash, the next Ready stores it.
+    this.checkRejoinCommitted();
     this.resetRandomizedElectionTimeout();
   }
 
@@ -423,6 +460,8 @@ export class RaftCore {
       config: this.log.config(),
       progress,
       transferTarget,
+      directoryId: this.directoryId,
+      rejoining: this.rejoining,
     };
   }
 
@@ -443,6 +482,7 @@ export class RaftCore {
     if (term > this.term) {
       this.term = term;
       this.votedFor = undefined;
+      this.leaderVerifiedIndex = 0;
     } else if (this.role.kind === 'leader') {
       assert(leaderId === undefined, 'a leader that steps down within its term knows no other leader');
     }
@@ -545,9 +585,10 @@ export class RaftCore {
     assert(m.preVote || m.term === this.term, 'a vote request is handled in its own term');
     const leaderId = this.leaderId();
     const canVote =
-      this.votedFor === m.from ||
+      !this.rejoining &&
+      (this.votedFor === m.from ||
       (this.votedFor === undefined && leaderId === undefined) ||
-      (m.preVote && m.term > this.term);
+      (m.preVote && m.term > this.term));
     if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {
       this.send({ type: 'vote-response', from: this.id, to: m.from, term: m.term, preVote: m.preVote, granted: true });
       if (!m.preVote) {
@@ -660,7 +701,7 @@ export class RaftCore {
         this.handleAppendResponse(leader, m);
         return;
       case 'heartbeat-response':
-        this.handleHeartbeatResponse(leader, m.from);
+        this.handleHeartbeatResponse(leader, m);
         return;
       case 'vote-response':
       case 'timeout-now':
@@ -682,8 +723,19 @@ export class RaftCore {
         this.handleAppend(m);
         return;
       case 'heartbeat':
-        this.log.commitTo(m.commit);
-        this.send({ type: 'heartbeat-response', from: this.id, to: m.from, term: this.term });
+        if (!this.rejoining) {
+          this.log.commitTo(m.commit);
+        } else {
+          this.log.commitTo(Math.min(m.commit, this.leaderVerifiedIndex));
+          this.checkRejoinCommitted();
+        }
+        this.send({
+          type: 'heartbeat-response',
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          ...(this.rejoining ? { rejoining: { lastIndex: this.log.lastIndex() } } : {}),
+        });
         return;
       case 'install-snapshot':
         this.handleInstallSnapshot(m);
@@ -702,7 +754,9 @@ export class RaftCore {
     }
     if (log.matchTerm(m.prevIndex, m.prevTerm)) {
       const lastNew = log.appendAfterMatch(m.prevIndex, m.entries);
+      this.leaderVerifiedIndex = Math.max(this.leaderVerifiedIndex, lastNew);
       log.commitTo(Math.min(m.commit, lastNew));
+      this.checkRejoinCommitted();
       this.sendAppendResponse(m.from, false, lastNew);
       return;
     }
@@ -729,11 +783,14 @@ export class RaftCore {
     } else {
       this.log.restore(m.snapshot);
     }
+    this.leaderVerifiedIndex = Math.max(this.leaderVerifiedIndex, index);
+    this.checkRejoinCommitted();
     this.sendAppendResponse(m.from, false, index);
   }
 
   private sendAppendResponse(to: NodeId, reject: boolean, index: number, conflictTerm = 0, conflictIndex = 0): void {
-    this.send({ type: 'append-response', from: this.id, to, term: this.term, reject, index, conflictTerm, conflictIndex });
+    const rejoining = this.rejoining ? { rejoining: true } : {};
+    this.send({ type: 'append-response', from: this.id, to, term: this.term, reject, index, conflictTerm, conflictIndex, ...rejoining });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -785,7 +842,13 @@ export class RaftCore {
     if (progress === undefined) return; // no longer a member
     progress.recentActive = true;
     if (m.reject) {
-      if (progress.maybeDecreaseTo(m.index, this.nextIndexFromHint(m))) this.sendAppend(leader, m.from, true);
+      if (m.rejoining === true && m.index <= progress.match && m.conflictIndex <= progress.match) {
+        // The member lost entries it acknowledged (its store was re-created): start over.
+        progress.resetAfterLoss(Math.max(1, Math.min(m.conflictIndex, this.log.lastIndex() + 1)));
+        this.sendAppend(leader, m.from, true);
+      } else if (progress.maybeDecreaseTo(m.index, this.nextIndexFromHint(m))) {
+        this.sendAppend(leader, m.from, true);
+      }
       return;
     }
     assert(m.index <= this.log.lastIndex(), `member ${m.from} acknowledges ${m.index} beyond our log ${this.log.lastIndex()}`);
@@ -806,10 +869,15 @@ export class RaftCore {
     }
   }
 
-  private handleHeartbeatResponse(leader: LeaderRole, from: NodeId): void {
+  private handleHeartbeatResponse(leader: LeaderRole, m: HeartbeatResponseMessage): void {
+    const from = m.from;
     const progress = leader.progress.get(from);
     if (progress === undefined) return;
     progress.recentActive = true;
+    if (m.rejoining !== undefined && m.rejoining.lastIndex < progress.match) {
+      // A rejoining member holds less than it once acknowledged: probe from its log end.
+      progress.resetAfterLoss(Math.min(m.rejoining.lastIndex, this.log.lastIndex()) + 1);
+    }
     progress.paused = false;
     // An append or its answer may be lost: free one slot so the pipeline cannot stall forever.
     if (progress.state === 'replicate' && progress.inflight.length >= this.maxInflightAppends) progress.inflight.shift();
@@ -941,11 +1009,26 @@ export class RaftCore {
 
   /** A server may campaign only if it is a voter in its latest configuration. */
   private promotable(): boolean {
-    return isVoter(this.log.config(), this.id);
+    return !this.rejoining && isVoter(this.log.config(), this.id);
+  }
+
+  /**
+   * While rejoining: does the committed configuration list this server as a voter added with its
+   * own directory id (the add-voter seen as an entry, or inside a leader's snapshot)? Then the
+   * server votes again (persisted with the next hard state). An add-voter without a directory id,
+   * or with another one, is about an earlier store of this node and changes nothing.
+   */
+  private checkRejoinCommitted(): void {
+    if (!this.rejoining || this.directoryId === undefined || this.rejoinCheckedIndex === this.log.committed) return;
+    this.rejoinCheckedIndex = this.log.committed;
+    // The committed configuration, from the entries or (after a snapshot) the snapshot's.
+    const committed = this.log.configAt(this.log.committed);
+    if (isVoter(committed, this.id) && committed.voterDirectories?.[String(this.id)] === this.directoryId) this.rejoining = false;
   }
 
   private hardState(): HardState {
-    return { term: this.term, votedFor: this.votedFor, commit: this.log.committed };
+    const base = { term: this.term, votedFor: this.votedFor, commit: this.log.committed };
+    return this.rejoining ? { ...base, rejoining: true } : base;
   }
 
   private send(message: Message): void {
@@ -961,6 +1044,6 @@ export class RaftCore {
 }
 
 function sameHardState(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.votedFor === b.votedFor && a.commit === b.commit;
+  return a.term === b.term && a.votedFor === b.votedFor && a.commit === b.commit && (a.rejoining === true) === (b.rejoining === true);
 }
 

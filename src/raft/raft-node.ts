@@ -39,6 +39,8 @@ export interface RaftNodeOptions {
   readonly checkQuorum?: boolean;
   readonly maxEntriesPerAppend?: number;
   readonly maxInflightAppends?: number;
+  /** This node's Raft store directory id (KIP-853; see raft-core.ts, "Rejoining"). */
+  readonly directoryId?: string;
   /** Bound on proposals (and config changes) awaiting their commit. Default 1024. */
   readonly maxPendingProposals?: number;
   readonly storage: RaftStorage;
@@ -113,6 +115,8 @@ export class RaftNode {
   private snapshotRequests: SnapshotRequest[] = [];
 
   private cancelTick: (() => void) | undefined;
+  /** The last persisted hard state said rejoining (for the log line when it ends). */
+  private rejoiningLogged: boolean;
   private loopRunning = false;
   private loopDone: Promise<void> = Promise.resolve();
   private readonly startSnapshot: Snapshot | undefined;
@@ -128,6 +132,7 @@ export class RaftNode {
     assert(this.maxPendingProposals >= 1, 'maxPendingProposals >= 1');
     const soft = core.softState();
     this.lastSoft = { leaderId: soft.leaderId, term: soft.term, role: soft.role };
+    this.rejoiningLogged = core.status().rejoining;
   }
 
   /** Loads the durable state and builds the core. Nothing runs until start(). */
@@ -143,15 +148,22 @@ export class RaftNode {
         checkQuorum: options.checkQuorum,
         maxEntriesPerAppend: options.maxEntriesPerAppend,
         maxInflightAppends: options.maxInflightAppends,
+        directoryId: options.directoryId,
       },
       durable,
       options.bootstrap,
     );
     const node = new RaftNode(options, core, durable.snapshot);
     node.logger.info(
-      { term: durable.hardState.term, votedFor: durable.hardState.votedFor, commit: durable.hardState.commit, snapshotIndex: durable.snapshot?.metadata.index ?? 0, entries: durable.entries.length },
+      { term: durable.hardState.term, votedFor: durable.hardState.votedFor, commit: durable.hardState.commit, snapshotIndex: durable.snapshot?.metadata.index ?? 0, entries: durable.entries.length, directoryId: options.directoryId },
       'Raft state loaded',
     );
+    if (durable.hardState.rejoining === true) {
+      node.logger.warn(
+        { directoryId: options.directoryId },
+        'this Raft store replaces one whose data was deleted: the node follows the metadata log but neither votes nor stands for election until the controller removes its old voter identity and adds it back with this directory id',
+      );
+    }
     return node;
   }
 
@@ -358,7 +370,12 @@ export class RaftNode {
       await this.applyHandler({ kind: 'entry', entry });
       this.settleApplied(entry);
     }
+    const wasRejoining = rd.hardState === undefined ? false : this.rejoiningLogged;
     this.core.advance(rd);
+    if (rd.hardState !== undefined) {
+      this.rejoiningLogged = rd.hardState.rejoining === true;
+      if (wasRejoining && !this.rejoiningLogged) this.logger.info({ directoryId: this.options.directoryId }, 'rejoined the metadata quorum as a voter with this store; it votes again');
+    }
     this.checkSoftState();
   }
 

@@ -14,7 +14,13 @@ export type NodeId = number;
  * - remove-learner: a learner leaves.
  */
 export type ConfigChange =
-  | { readonly type: 'add-voter'; readonly nodeId: NodeId }
+  /**
+   * directoryId (KIP-853): the Raft store the new voter must have. A store formatted as
+   * rejoining (its node's data was deleted) starts voting only once an add-voter naming its own
+   * directory id is committed; it was proposed after the store existed, hence after the old
+   * identity's removal committed.
+   */
+  | { readonly type: 'add-voter'; readonly nodeId: NodeId; readonly directoryId?: string }
   | { readonly type: 'remove-voter'; readonly nodeId: NodeId }
   | { readonly type: 'add-learner'; readonly nodeId: NodeId }
   | { readonly type: 'remove-learner'; readonly nodeId: NodeId };
@@ -23,6 +29,11 @@ export type ConfigChange =
 export interface ClusterConfig {
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
+  /**
+   * Voter -> the Raft store directory id it was added with (KIP-853), for voters added by an
+   * add-voter naming one. Absent when no voter has one. Carried into snapshots with the rest.
+   */
+  readonly voterDirectories?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -54,6 +65,12 @@ export interface HardState {
   readonly term: number;
   readonly votedFor: NodeId | undefined;
   readonly commit: number;
+  /**
+   * The store was created after this node's data was deleted, in a cluster that already existed:
+   * the node may have voted in terms it no longer remembers, so it grants no vote and never
+   * campaigns until an add-voter naming its own directory id commits. Goes true -> false only.
+   */
+  readonly rejoining?: boolean;
 }
 
 /** Which entries a snapshot covers: every entry up to and including `index`, which had `term`. */

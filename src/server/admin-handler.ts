@@ -162,7 +162,13 @@ export class AdminHandler {
 
   decideDescribeQuorum(): DescribeQuorumResponse {
     const q = this.context.controller.describeQuorum();
-    const member = (m: { nodeId: number; logEndOffset: number; lag: number }) => ({ replicaId: m.nodeId, logEndOffset: String(m.logEndOffset), lag: String(m.lag) });
+    const member = (m: { nodeId: number; logEndOffset: number; lag: number; directoryId: string; rejoining: boolean }) => ({
+      replicaId: m.nodeId,
+      logEndOffset: String(m.logEndOffset),
+      lag: String(m.lag),
+      directoryId: m.directoryId,
+      rejoining: m.rejoining,
+    });
     return {
       leaderId: q.leaderId,
       leaderEpoch: String(q.leaderEpoch),

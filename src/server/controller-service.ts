@@ -30,12 +30,19 @@ export class ControllerService {
           incarnationId: req.incarnationId,
           endpoints: req.endpoints.map((e) => ({ name: e.name, host: e.host, port: e.port })),
           rack: req._rack === undefined ? undefined : req.rack,
+          directoryId: req.directoryId === '' ? undefined : req.directoryId,
         });
         return { registeredOffset: String(registeredOffset) };
       }),
       BrokerHeartbeat: unary(logger, 'Controller.BrokerHeartbeat', async (req) => {
         this.checkCluster(req.clusterId, req.brokerId);
-        return controller.brokerHeartbeat({ brokerId: req.brokerId, incarnationId: req.incarnationId, wantFence: req.wantFence, wantShutdown: req.wantShutdown });
+        return controller.brokerHeartbeat({
+          brokerId: req.brokerId,
+          incarnationId: req.incarnationId,
+          wantFence: req.wantFence,
+          wantShutdown: req.wantShutdown,
+          raftStore: req.metadataDirectoryId === '' ? undefined : { directoryId: req.metadataDirectoryId, rejoining: req.metadataRejoining },
+        });
       }),
       AlterPartition: unary(logger, 'Controller.AlterPartition', async (req) => {
         const result = await controller.alterPartition({

@@ -401,6 +401,51 @@ describe('QuorumController: unclean leader election', () => {
   });
 });
 
+describe('QuorumController: a broker whose log dir was deleted (issue 6)', () => {
+  async function registerWithDirectory(q: ControllerQuorum, brokerId: number, generation: number, directoryId: string): Promise<void> {
+    await q.settle(q.active().registerBroker({ brokerId, incarnationId: incarnation(brokerId, generation), endpoints: endpoints(brokerId), rack: undefined, directoryId }));
+  }
+
+  it('takes a broker that registers with a re-created log dir out of every ISR, and never elects it where it was the last ISR member', async () => {
+    const q = await startQuorum();
+    await q.agreedActive();
+    for (const id of VOTERS) await registerWithDirectory(q, id, 1, `dir-${id}-a`);
+    for (const id of VOTERS) await heartbeat(q, id);
+    const decided = await q.settle(q.active().createTopics([assignedTopicRequest('shared', [[1, 2, 3]]), assignedTopicRequest('alone', [[1, 2]])], false));
+    expect(decided.results.map((r) => r.errorCode)).toEqual(['NONE', 'NONE']);
+    // 'alone': broker 2 fell behind, so broker 1 is its only in-sync replica.
+    const alone = partitionOf(q.active().image, 'alone', 0);
+    await q.settle(q.active().alterPartition({ topic: 'alone', partition: 0, leaderId: 1, leaderEpoch: alone.leaderEpoch, partitionEpoch: alone.partitionEpoch, newIsr: [1] }));
+    // The same log dir registering again (a plain restart) keeps it in the ISRs.
+    await registerWithDirectory(q, 1, 2, 'dir-1-a');
+    expect(partitionOf(q.active().image, 'shared', 0).isr).toEqual([2, 3]); // fenced on registration (shrinkIsrOnFence)
+    expect(partitionOf(q.active().image, 'alone', 0)).toMatchObject({ leader: -1, isr: [1] });
+    // Now broker 1 comes back with its log dir re-created.
+    await registerWithDirectory(q, 1, 3, 'dir-1-b');
+    expect(await heartbeat(q, 1, 3)).toEqual({ isFenced: false, shouldShutdown: false });
+    await converged(q);
+    for (const c of q.controllers()) {
+      expect(c.image.brokers.get(1)?.directoryId).toBe('dir-1-b');
+      expect(partitionOf(c.image, 'shared', 0)).toMatchObject({ leader: 2, isr: [2, 3] });
+      // Its last in-sync replica lost the data: offline, not led by the empty replica.
+      expect(partitionOf(c.image, 'alone', 0)).toMatchObject({ leader: -1, isr: [] });
+    }
+  });
+
+  it('elects a surviving replica of a partition whose last in-sync replica lost its data only with unclean leader election', async () => {
+    const q = await startQuorum();
+    await q.agreedActive();
+    for (const id of VOTERS) await registerWithDirectory(q, id, 1, `dir-${id}-a`);
+    for (const id of VOTERS) await heartbeat(q, id);
+    await q.settle(q.active().createTopics([assignedTopicRequest('lossy', [[1, 2]], { 'unclean.leader.election.enable': 'true' })], false));
+    const p = partitionOf(q.active().image, 'lossy', 0);
+    await q.settle(q.active().alterPartition({ topic: 'lossy', partition: 0, leaderId: 1, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch, newIsr: [1] }));
+    await registerWithDirectory(q, 1, 2, 'dir-1-b');
+    // Broker 1 is fenced (new registration) and empty: broker 2, which kept its data, leads.
+    expect(partitionOf(q.active().image, 'lossy', 0)).toMatchObject({ leader: 2, isr: [2] });
+  });
+});
+
 describe('QuorumController: topic admin', () => {
   it('deletes topics on every node, and refuses when deletion is disabled', async () => {
     const q = await startQuorum();

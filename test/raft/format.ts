@@ -40,11 +40,11 @@ export function formatMessage(m: Message): string {
     }
     case 'append-response':
       if (!m.reject) return `${head} append-response t${m.term} ok index=${m.index}`;
-      return `${head} append-response t${m.term} reject index=${m.index} hint=${m.conflictTerm === 0 ? `short,next=${m.conflictIndex}` : `term ${m.conflictTerm} from ${m.conflictIndex}`}`;
+      return `${head} append-response t${m.term} reject index=${m.index} hint=${m.conflictTerm === 0 ? `short,next=${m.conflictIndex}` : `term ${m.conflictTerm} from ${m.conflictIndex}`}${m.rejoining === true ? ' rejoining' : ''}`;
     case 'heartbeat':
       return `${head} heartbeat t${m.term} commit=${m.commit}`;
     case 'heartbeat-response':
-      return `${head} heartbeat-response t${m.term}`;
+      return `${head} heartbeat-response t${m.term}${m.rejoining === undefined ? '' : ` rejoining last=${m.rejoining.lastIndex}`}`;
     case 'vote':
       return `${head} ${m.preVote ? 'pre-vote' : 'vote'} t${m.term} last=${m.lastIndex}@${m.lastTerm}${m.transfer ? ' transfer' : ''}`;
     case 'vote-response':

@@ -16,16 +16,19 @@ const REGRESSION_SEEDS: { seed: number; nodes: number; bug: string }[] = [
   { seed: 2089, nodes: 3, bug: 'stale vote requests get a rejection carrying the current term' },
 ];
 
-function runSeeds(start: number, count: number, nodes: number, faultTicks?: number): void {
+function runSeeds(start: number, count: number, nodes: number, faultTicks?: number, wipes = false): { rejoined: number; wipes: number } {
+  const totals = { rejoined: 0, wipes: 0 };
   for (let seed = start; seed < start + count; seed++) {
     try {
-      runSimulation({ seed, nodes, faultTicks });
+      const result = runSimulation({ seed, nodes, faultTicks, wipes });
+      totals.rejoined += result.rejoined;
+      totals.wipes += result.wipes;
     } catch (err) {
       if (err instanceof SimulationFailure) {
         // Replay with the trace for the report.
         let trace: string[] = [];
         try {
-          runSimulation({ seed, nodes, faultTicks, trace: true });
+          runSimulation({ seed, nodes, faultTicks, wipes, trace: true });
         } catch (again) {
           if (again instanceof SimulationFailure) trace = again.trace;
         }
@@ -34,6 +37,7 @@ function runSeeds(start: number, count: number, nodes: number, faultTicks?: numb
       throw err;
     }
   }
+  return totals;
 }
 
 describe('Raft simulation', () => {
@@ -55,6 +59,29 @@ describe('Raft simulation', () => {
   it('survives long fault phases (3000 ticks) on 40 seeds with 3 and 5 voters', () => {
     runSeeds(50_000, 20, 3, 3000);
     runSeeds(2_000_000, 20, 5, 3000);
+  });
+
+  // Kavka issue 6: a node restarted with its log.dirs deleted, under the same node.id.
+  it('never lets a voter restarted with a wiped store vote or lead as if it had the data (issue 6, 300 + 150 seeds)', () => {
+    const three = runSeeds(1, 300, 3, undefined, true);
+    const five = runSeeds(1_000_000, 150, 5, undefined, true);
+    // The scenario really ran: stores were wiped and rejoining nodes became voters again.
+    expect(three.wipes).toBeGreaterThan(100);
+    expect(three.rejoined).toBeGreaterThan(50);
+    expect(five.rejoined).toBeGreaterThan(20);
+  });
+
+  it('catches a wiped voter that comes back as a plain empty store (issue 6, the checkers can fail)', () => {
+    const caught = new Set<string>();
+    for (let seed = 1; seed <= 150; seed++) {
+      try {
+        runSimulation({ seed, nodes: 3, unsafeWipes: true });
+      } catch (err) {
+        if (!(err instanceof SimulationFailure)) throw err;
+        caught.add(err.checker);
+      }
+    }
+    expect([...caught].some((c) => c === 'SingleLeaderPerTerm' || c === 'LeaderCompleteness')).toBe(true);
   });
 
   for (const { seed, nodes, bug } of REGRESSION_SEEDS) {

@@ -15,6 +15,13 @@
 //                        restarted node's commit index never goes back
 // Then a liveness phase: heal everything, restart every node, and require a leader and the
 // commitment of a new proposal on every member within a tick budget.
+//
+// With `wipes`, a crashed node may also lose its whole store (Kavka issue 6: log.dirs deleted)
+// and come back empty under the same id, formatted as rejoining with a new directory id (as
+// RaftNode does when a peer says the cluster exists). The leader then plays the controller's
+// part: it removes a rejoining voter and adds it back with its directory id. With
+// `unsafeWipes` the store comes back as a plain empty one (the bug the rule fixes): the
+// checkers must catch that on some seeds.
 
 import {
   RaftCore,
@@ -42,6 +49,10 @@ export interface SimulationOptions {
   readonly livenessBudgetTicks?: number;
   /** Keep a trace of events (for replaying a failure). */
   readonly trace?: boolean;
+  /** Crashed nodes may lose their whole store and rejoin (see the file header). */
+  readonly wipes?: boolean;
+  /** Wiped stores come back without the rejoining flag (to show the checkers catch it). */
+  readonly unsafeWipes?: boolean;
 }
 
 export interface SimulationResult {
@@ -51,6 +62,11 @@ export interface SimulationResult {
   readonly crashes: number;
   readonly messagesDelivered: number;
   readonly livenessTicks: number;
+  readonly wipes: number;
+  /** Rejoining nodes that became voters again by an add-voter naming their directory id. */
+  readonly rejoined: number;
+  /** The liveness phase found no voter holding every committed entry after a wipe (no leader is right). */
+  readonly unavailableAfterWipe: boolean;
   readonly trace: string[];
 }
 
@@ -61,10 +77,11 @@ export class SimulationFailure extends Error {
     readonly checker: string,
     detail: string,
     readonly trace: string[],
+    flags = '',
   ) {
     super(
-      `${checker}: ${detail}\nseed=${seed} nodes=${nodes}\n` +
-        `replay: npm run sim -- --seeds 1 --start ${seed} --nodes ${nodes} --trace`,
+      `${checker}: ${detail}\nseed=${seed} nodes=${nodes}${flags}\n` +
+        `replay: npm run sim -- --seeds 1 --start ${seed} --nodes ${nodes}${flags} --trace`,
     );
     this.name = 'SimulationFailure';
   }
@@ -77,9 +94,13 @@ interface InFlight {
 
 interface SimNode {
   readonly id: NodeId;
-  readonly options: RaftOptions;
+  options: RaftOptions; // a wipe gives it a new directoryId
   core: RaftCore | undefined; // undefined while crashed
-  readonly storage: MemoryStorage;
+  storage: MemoryStorage; // a wipe replaces it
+  /** The directory id of the store before the last wipe (a stale add-voter names it). */
+  previousDirectoryId: string | undefined;
+  /** Rejoining as last seen (the core's status, or the store's hard state while crashed). */
+  rejoining: boolean;
   stateMachine: TestStateMachine;
   /** A Ready handed out but not yet persisted (a slow disk); a crash loses it. */
   pending: Ready | undefined;
@@ -129,6 +150,11 @@ class Simulation {
   private readonly committed = new Map<number, CommittedEntry>();
   private maxCommittedIndex = 0;
 
+  private readonly wipesEnabled: boolean;
+  private readonly unsafeWipes: boolean;
+  private wipes = 0;
+  private rejoined = 0;
+  private unavailableAfterWipe = false;
   private proposals = 0;
   private elections = 0;
   private crashes = 0;
@@ -141,6 +167,8 @@ class Simulation {
     this.faultTicks = options.faultTicks ?? 1000;
     this.livenessBudgetTicks = options.livenessBudgetTicks ?? 600;
     this.traceEnabled = options.trace ?? false;
+    this.wipesEnabled = (options.wipes ?? false) || (options.unsafeWipes ?? false);
+    this.unsafeWipes = options.unsafeWipes ?? false;
     this.dropRate = this.prng.next() * 0.2;
     this.duplicateRate = this.prng.next() * 0.05;
     this.maxDelayTicks = 1 + this.prng.int(6);
@@ -163,6 +191,7 @@ class Simulation {
         checkQuorum,
         maxEntriesPerAppend: 1 + this.prng.int(8),
         maxInflightAppends: 1 + this.prng.int(8),
+        directoryId: `d${id}.0`,
       };
       const storage = new MemoryStorage();
       this.nodes.push({
@@ -170,6 +199,8 @@ class Simulation {
         options: nodeOptions,
         core: new RaftCore(nodeOptions, storage.durable(), this.bootstrap),
         storage,
+        previousDirectoryId: undefined,
+        rejoining: false,
         stateMachine: new TestStateMachine(),
         pending: undefined,
         wasLeaderInTerm: 0,
@@ -201,6 +232,9 @@ class Simulation {
       crashes: this.crashes,
       messagesDelivered: this.delivered,
       livenessTicks,
+      wipes: this.wipes,
+      rejoined: this.rejoined,
+      unavailableAfterWipe: this.unavailableAfterWipe,
       trace: this.trace,
     };
   }
@@ -273,7 +307,12 @@ class Simulation {
     }
     if (this.prng.chance(0.012) && live.length > 0) this.crash(this.prng.pick(live));
     const crashed = this.nodes.filter((n) => n.core === undefined);
-    if (this.prng.chance(0.04) && crashed.length > 0) this.restart(this.prng.pick(crashed));
+    if (this.prng.chance(0.04) && crashed.length > 0) {
+      const node = this.prng.pick(crashed);
+      if (this.wipesEnabled && this.prng.chance(0.3) && this.canWipe(node)) this.wipe(node);
+      this.restart(node);
+    }
+    if (this.wipesEnabled && this.membershipChanges && this.prng.chance(0.05)) this.reAddRejoining();
     if (this.prng.chance(0.025)) this.changeNetwork();
     if (this.prng.chance(0.02) && this.membershipChanges) this.changeMembership();
     if (this.prng.chance(0.005)) this.transferLeadership();
@@ -292,6 +331,55 @@ class Simulation {
     this.log(`crash ${node.id}${node.pending !== undefined ? ' (losing an unpersisted Ready)' : ''}`);
     node.core = undefined;
     node.pending = undefined;
+  }
+
+  /**
+   * Liveness needs a majority of voters that can vote: wipe only when, in every live node's
+   * configuration, the voters that are not rejoining (without this one) still form a quorum.
+   */
+  private canWipe(victim: SimNode): boolean {
+    if (this.nodes.some((n) => n !== victim && n.rejoining)) return false;
+    return this.nodes.every((n) => {
+      // A crashed node's configuration is the one its store would restart with.
+      const config = (n.core ?? new RaftCore(n.options, n.storage.durable(), this.bootstrap)).status().config;
+      const voting = config.voters.filter((id) => id !== victim.id && !this.nodes[id - 1].rejoining);
+      return voting.length >= Math.floor(config.voters.length / 2) + 1 && voting.length >= 2;
+    });
+  }
+
+  /** The node (crashed) loses its whole store: it restarts empty with a new directory id. */
+  private wipe(node: SimNode): void {
+    this.wipes++;
+    const clusterExists = this.nodes.some((n) => n.storage.hardState.term > 0 || n.storage.lastIndex() > 0);
+    node.previousDirectoryId = node.options.directoryId;
+    node.options = { ...node.options, directoryId: `d${node.id}.${this.wipes}` };
+    node.storage = new MemoryStorage();
+    if (clusterExists && !this.unsafeWipes) node.storage.hardState = { ...node.storage.hardState, rejoining: true };
+    node.rejoining = node.storage.hardState.rejoining === true;
+    node.stateMachine = new TestStateMachine();
+    this.log(`wipe ${node.id}: new store ${node.options.directoryId}${node.rejoining ? ' (rejoining)' : ''}`);
+  }
+
+  /**
+   * The controller's part (QuorumController.reconcileRejoiningVoters): the leader removes a
+   * rejoining voter, and adds a rejoining learner back as a voter with its directory id.
+   */
+  private reAddRejoining(): void {
+    const leader = this.currentLeader();
+    if (leader === undefined) return;
+    const core = leader.core as RaftCore;
+    const config = core.status().config;
+    for (const node of this.nodes) {
+      if (!node.rejoining || node === leader) continue;
+      let change: ConfigChange | undefined;
+      if (config.voters.includes(node.id)) change = { type: 'remove-voter', nodeId: node.id };
+      else if (config.learners.includes(node.id)) change = { type: 'add-voter', nodeId: node.id, directoryId: node.options.directoryId };
+      else change = { type: 'add-learner', nodeId: node.id };
+      if (change.type === 'remove-voter' && config.voters.length <= 2) continue;
+      const result = core.proposeConfigChange(change);
+      if (result.ok) this.log(`re-add at ${leader.id}: ${change.type} ${change.nodeId} -> ${result.index}@${result.term}`);
+      return;
+    }
   }
 
   private restart(node: SimNode): void {
@@ -356,10 +444,25 @@ class Simulation {
         options.push({ type: 'add-learner', nodeId: id }, { type: 'add-voter', nodeId: id });
       }
     }
-    if (options.length === 0) return;
-    const change = this.prng.pick(options);
+    const live = options.filter((c) => this.keepsVotingQuorum(config, c));
+    if (live.length === 0) return;
+    let change = this.prng.pick(live);
+    const stale = this.nodes[change.nodeId - 1].previousDirectoryId;
+    if (change.type === 'add-voter' && stale !== undefined && this.prng.chance(0.5)) {
+      // An add-voter naming an earlier store of the node must not end its rejoining.
+      change = { type: 'add-voter', nodeId: change.nodeId, directoryId: stale };
+    }
     const result = core.proposeConfigChange(change);
     if (result.ok) this.log(`config change at ${leader.id}: ${change.type} ${change.nodeId} -> ${result.index}@${result.term}`);
+  }
+
+  /** After the change, do the voters that are not rejoining still form a quorum? (Liveness only.) */
+  private keepsVotingQuorum(config: ClusterConfig, change: ConfigChange): boolean {
+    let voters = config.voters;
+    if (change.type === 'add-voter') voters = [...voters, change.nodeId];
+    if (change.type === 'remove-voter') voters = voters.filter((id) => id !== change.nodeId);
+    const voting = voters.filter((id) => !this.nodes[id - 1].rejoining).length;
+    return voting >= Math.floor(voters.length / 2) + 1;
   }
 
   private transferLeadership(): void {
@@ -412,6 +515,14 @@ class Simulation {
         return this.now - start;
       }
     }
+    if (this.wipesEnabled && !this.anyElectable()) {
+      // A wipe took the only voter copy of the newest entries (the other copies are on
+      // non-voters) or the vote a candidate needed: no candidate can collect a quorum of votes
+      // from up-to-date-enough voters, so the cluster rightly stays without a leader.
+      this.unavailableAfterWipe = true;
+      this.log('liveness: after a wipe no candidate can win an election; staying unavailable is correct');
+      return this.livenessBudgetTicks;
+    }
     const status = this.nodes.map((n) => {
       const s = n.core?.status();
       if (s === undefined) return `${n.id}: down`;
@@ -419,6 +530,32 @@ class Simulation {
       return `${n.id}: ${s.role} t${s.term} log=[${s.firstIndex},${s.lastIndex}] commit=${s.committed} ${formatConfig(s.config)}${progress}`;
     });
     this.fail('Liveness', `no leader committed a new proposal on every member within ${this.livenessBudgetTicks} ticks of healing: ${status.join('; ')}`);
+  }
+
+  /**
+   * Could any node win an election? A candidate must be a voter in its own configuration and not
+   * rejoining, and needs a quorum of its configuration's voters that are not rejoining and whose
+   * logs are no more up to date than its own (§5.4.1).
+   */
+  private anyElectable(): boolean {
+    const last = (core: RaftCore) => {
+      const status = core.status();
+      const term = status.lastIndex >= status.firstIndex ? core.entries(status.lastIndex, status.lastIndex)[0].term : core.currentSnapshot().metadata.term;
+      return { index: status.lastIndex, term };
+    };
+    const upToDate = (a: { index: number; term: number }, b: { index: number; term: number }) => a.term > b.term || (a.term === b.term && a.index >= b.index);
+    return this.nodes.some((candidate) => {
+      const core = candidate.core;
+      if (core === undefined) return false;
+      const status = core.status();
+      if (status.rejoining || !status.config.voters.includes(candidate.id)) return false;
+      const mine = last(core);
+      const votes = status.config.voters.filter((id) => {
+        const voter = this.nodes[id - 1].core;
+        return voter !== undefined && !voter.status().rejoining && upToDate(mine, last(voter));
+      });
+      return votes.length >= Math.floor(status.config.voters.length / 2) + 1;
+    });
   }
 
   /** The leader of the highest term, if any node leads. */
@@ -512,6 +649,15 @@ class Simulation {
   /** After every event on a node: SingleLeaderPerTerm, and LeaderCompleteness for a new leader. */
   private observe(node: SimNode): void {
     const core = node.core as RaftCore;
+    if (node.rejoining) {
+      const status = core.status();
+      this.check(status.role === 'follower', 'RejoiningNeverCampaigns', `rejoining node ${node.id} is a ${status.role} in term ${status.term}`);
+      if (!status.rejoining) {
+        node.rejoining = false;
+        this.rejoined++;
+        this.log(`rejoined ${node.id} as ${node.options.directoryId}`);
+      }
+    }
     const soft = core.softState();
     if (soft.role !== 'leader' || node.wasLeaderInTerm === soft.term) return;
     node.wasLeaderInTerm = soft.term;
@@ -540,7 +686,8 @@ class Simulation {
   }
 
   private fail(checker: string, detail: string): never {
-    throw new SimulationFailure(this.seed, this.voterCount, checker, `tick ${this.now}: ${detail}`, this.trace);
+    const flags = this.unsafeWipes ? ' --unsafe-wipes' : this.wipesEnabled ? ' --wipes' : '';
+    throw new SimulationFailure(this.seed, this.voterCount, checker, `tick ${this.now}: ${detail}`, this.trace, flags);
   }
 
   private log(line: string): void {

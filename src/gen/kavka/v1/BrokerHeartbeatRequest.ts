@@ -13,6 +13,12 @@ export interface BrokerHeartbeatRequest {
   'metadataOffset'?: (number | string | Long);
   'wantFence'?: (boolean);
   'wantShutdown'?: (boolean);
+  /**
+   * The broker's Raft store (the metadata log in log.dirs): its directory id, and whether it was
+   * re-created after the node's data was deleted and waits to be re-added as a voter.
+   */
+  'metadataDirectoryId'?: (string);
+  'metadataRejoining'?: (boolean);
 }
 
 export interface BrokerHeartbeatRequest__Output {
@@ -25,4 +31,10 @@ export interface BrokerHeartbeatRequest__Output {
   'metadataOffset': (string);
   'wantFence': (boolean);
   'wantShutdown': (boolean);
+  /**
+   * The broker's Raft store (the metadata log in log.dirs): its directory id, and whether it was
+   * re-created after the node's data was deleted and waits to be re-added as a voter.
+   */
+  'metadataDirectoryId': (string);
+  'metadataRejoining': (boolean);
 }

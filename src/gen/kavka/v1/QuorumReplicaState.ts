@@ -13,6 +13,15 @@ export interface QuorumReplicaState {
    * How many entries it is behind the leader's log end.
    */
   'lag'?: (number | string | Long);
+  /**
+   * The Raft store directory id the replica last reported (KIP-853); empty when unknown.
+   */
+  'directoryId'?: (string);
+  /**
+   * The replica's store was re-created after its data was deleted: it does not vote until it
+   * is removed and added back as a voter (automatic in Kavka once it has caught up).
+   */
+  'rejoining'?: (boolean);
 }
 
 export interface QuorumReplicaState__Output {
@@ -25,4 +34,13 @@ export interface QuorumReplicaState__Output {
    * How many entries it is behind the leader's log end.
    */
   'lag': (string);
+  /**
+   * The Raft store directory id the replica last reported (KIP-853); empty when unknown.
+   */
+  'directoryId': (string);
+  /**
+   * The replica's store was re-created after its data was deleted: it does not vote until it
+   * is removed and added back as a voter (automatic in Kavka once it has caught up).
+   */
+  'rejoining': (boolean);
 }

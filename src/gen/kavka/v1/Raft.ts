@@ -4,6 +4,8 @@
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { RaftMessage as _kavka_v1_RaftMessage, RaftMessage__Output as _kavka_v1_RaftMessage__Output } from '../../kavka/v1/RaftMessage.js';
+import type { RaftProbeRequest as _kavka_v1_RaftProbeRequest, RaftProbeRequest__Output as _kavka_v1_RaftProbeRequest__Output } from '../../kavka/v1/RaftProbeRequest.js';
+import type { RaftProbeResponse as _kavka_v1_RaftProbeResponse, RaftProbeResponse__Output as _kavka_v1_RaftProbeResponse__Output } from '../../kavka/v1/RaftProbeResponse.js';
 import type { RaftSendSummary as _kavka_v1_RaftSendSummary, RaftSendSummary__Output as _kavka_v1_RaftSendSummary__Output } from '../../kavka/v1/RaftSendSummary.js';
 
 /**
@@ -22,6 +24,25 @@ import type { RaftSendSummary as _kavka_v1_RaftSendSummary, RaftSendSummary__Out
  * cluster and both ends, so a message that reaches the wrong cluster or node is dropped.
  */
 export interface RaftClient extends grpc.Client {
+  /**
+   * Asked at start-up by a node whose Raft store was just created: does the cluster already
+   * exist? If a peer has a term or entries, the new store belongs to a node whose data was
+   * deleted, and it formats itself as rejoining (it never votes until re-added; see raft-core.ts).
+   */
+  Probe(argument: _kavka_v1_RaftProbeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_RaftProbeResponse__Output>): grpc.ClientUnaryCall;
+  Probe(argument: _kavka_v1_RaftProbeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_kavka_v1_RaftProbeResponse__Output>): grpc.ClientUnaryCall;
+  Probe(argument: _kavka_v1_RaftProbeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_RaftProbeResponse__Output>): grpc.ClientUnaryCall;
+  Probe(argument: _kavka_v1_RaftProbeRequest, callback: grpc.requestCallback<_kavka_v1_RaftProbeResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Asked at start-up by a node whose Raft store was just created: does the cluster already
+   * exist? If a peer has a term or entries, the new store belongs to a node whose data was
+   * deleted, and it formats itself as rejoining (it never votes until re-added; see raft-core.ts).
+   */
+  probe(argument: _kavka_v1_RaftProbeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_RaftProbeResponse__Output>): grpc.ClientUnaryCall;
+  probe(argument: _kavka_v1_RaftProbeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_kavka_v1_RaftProbeResponse__Output>): grpc.ClientUnaryCall;
+  probe(argument: _kavka_v1_RaftProbeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_RaftProbeResponse__Output>): grpc.ClientUnaryCall;
+  probe(argument: _kavka_v1_RaftProbeRequest, callback: grpc.requestCallback<_kavka_v1_RaftProbeResponse__Output>): grpc.ClientUnaryCall;
+  
   Send(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_RaftSendSummary__Output>): grpc.ClientWritableStream<_kavka_v1_RaftMessage>;
   Send(metadata: grpc.Metadata, callback: grpc.requestCallback<_kavka_v1_RaftSendSummary__Output>): grpc.ClientWritableStream<_kavka_v1_RaftMessage>;
   Send(options: grpc.CallOptions, callback: grpc.requestCallback<_kavka_v1_RaftSendSummary__Output>): grpc.ClientWritableStream<_kavka_v1_RaftMessage>;
@@ -49,10 +70,18 @@ export interface RaftClient extends grpc.Client {
  * cluster and both ends, so a message that reaches the wrong cluster or node is dropped.
  */
 export interface RaftHandlers extends grpc.UntypedServiceImplementation {
+  /**
+   * Asked at start-up by a node whose Raft store was just created: does the cluster already
+   * exist? If a peer has a term or entries, the new store belongs to a node whose data was
+   * deleted, and it formats itself as rejoining (it never votes until re-added; see raft-core.ts).
+   */
+  Probe: grpc.handleUnaryCall<_kavka_v1_RaftProbeRequest__Output, _kavka_v1_RaftProbeResponse>;
+  
   Send: grpc.handleClientStreamingCall<_kavka_v1_RaftMessage__Output, _kavka_v1_RaftSendSummary>;
   
 }
 
 export interface RaftDefinition extends grpc.ServiceDefinition {
+  Probe: MethodDefinition<_kavka_v1_RaftProbeRequest, _kavka_v1_RaftProbeResponse, _kavka_v1_RaftProbeRequest__Output, _kavka_v1_RaftProbeResponse__Output>
   Send: MethodDefinition<_kavka_v1_RaftMessage, _kavka_v1_RaftSendSummary, _kavka_v1_RaftMessage__Output, _kavka_v1_RaftSendSummary__Output>
 }

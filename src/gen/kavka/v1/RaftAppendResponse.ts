@@ -8,6 +8,11 @@ export interface RaftAppendResponse {
   'index'?: (number | string | Long);
   'conflictTerm'?: (number | string | Long);
   'conflictIndex'?: (number | string | Long);
+  /**
+   * The member is rejoining (its store was re-created): it may hold less than it acknowledged
+   * before, so a rejection below its match resets the leader's progress for it.
+   */
+  'rejoining'?: (boolean);
 }
 
 export interface RaftAppendResponse__Output {
@@ -15,4 +20,9 @@ export interface RaftAppendResponse__Output {
   'index': (string);
   'conflictTerm': (string);
   'conflictIndex': (string);
+  /**
+   * The member is rejoining (its store was re-created): it may hold less than it acknowledged
+   * before, so a rejection below its match resets the leader's progress for it.
+   */
+  'rejoining': (boolean);
 }

@@ -5,9 +5,17 @@
 export interface RaftClusterConfig {
   'voters'?: (number)[];
   'learners'?: (number)[];
+  /**
+   * Voter -> the Raft store directory id it was added with (KIP-853); only voters added with one.
+   */
+  'voterDirectories'?: ({[key: number]: string});
 }
 
 export interface RaftClusterConfig__Output {
   'voters': (number)[];
   'learners': (number)[];
+  /**
+   * Voter -> the Raft store directory id it was added with (KIP-853); only voters added with one.
+   */
+  'voterDirectories': ({[key: number]: string});
 }

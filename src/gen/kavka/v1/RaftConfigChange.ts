@@ -6,9 +6,21 @@ import type { RaftConfigChangeType as _kavka_v1_RaftConfigChangeType, RaftConfig
 export interface RaftConfigChange {
   'type'?: (_kavka_v1_RaftConfigChangeType);
   'nodeId'?: (number);
+  /**
+   * ADD_VOTER only, optional: the Raft store directory id of the voter being added (KIP-853).
+   * A store formatted as rejoining starts to vote only once an add-voter naming its own
+   * directory id is committed.
+   */
+  'directoryId'?: (string);
 }
 
 export interface RaftConfigChange__Output {
   'type': (_kavka_v1_RaftConfigChangeType__Output);
   'nodeId': (number);
+  /**
+   * ADD_VOTER only, optional: the Raft store directory id of the voter being added (KIP-853).
+   * A store formatted as rejoining starts to vote only once an add-voter naming its own
+   * directory id is committed.
+   */
+  'directoryId': (string);
 }

@@ -13,6 +13,11 @@ export interface RaftHardState {
    */
   'votedFor'?: (number);
   'commit'?: (number | string | Long);
+  /**
+   * The store was created after this node's data was deleted while the cluster existed: it
+   * grants no votes and never campaigns until re-added as a voter with its directory id.
+   */
+  'rejoining'?: (boolean);
 }
 
 /**
@@ -25,4 +30,9 @@ export interface RaftHardState__Output {
    */
   'votedFor': (number);
   'commit': (string);
+  /**
+   * The store was created after this node's data was deleted while the cluster existed: it
+   * grants no votes and never campaigns until re-added as a voter with its directory id.
+   */
+  'rejoining': (boolean);
 }

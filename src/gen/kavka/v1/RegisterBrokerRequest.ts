@@ -12,6 +12,12 @@ export interface RegisterBrokerRequest {
   'incarnationId'?: (string);
   'endpoints'?: (_kavka_v1_BrokerEndpoint)[];
   'rack'?: (string);
+  /**
+   * The id of the broker's log dir contents (its Raft store's directory id, random per created
+   * store). A registration with another id than the previous one means the log dir was deleted
+   * and re-created: the broker holds none of its partitions' data and leaves every ISR.
+   */
+  'directoryId'?: (string);
   '_rack'?: "rack";
 }
 
@@ -24,5 +30,11 @@ export interface RegisterBrokerRequest__Output {
   'incarnationId': (string);
   'endpoints': (_kavka_v1_BrokerEndpoint__Output)[];
   'rack'?: (string);
+  /**
+   * The id of the broker's log dir contents (its Raft store's directory id, random per created
+   * store). A registration with another id than the previous one means the log dir was deleted
+   * and re-created: the broker holds none of its partitions' data and leaves every ISR.
+   */
+  'directoryId': (string);
   '_rack'?: "rack";
 }
