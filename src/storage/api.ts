@@ -299,6 +299,8 @@ export interface LogManagerOptions {
   clock: Clock;
   logger: Logger;
   fs?: StorageFs;
+  /** log.recovery.verify.sealed.segments; default `unclean`. */
+  verifySealedSegments?: SealedSegmentVerification;
 }
 
 /**
@@ -353,6 +355,23 @@ export interface LogManager {
   partitionDirectories(): TopicPartition[];
   /** Called when the dir goes offline, with the reason. */
   onOffline(listener: (reason: string) => void): () => void;
+  /** Times the dir went offline since start-up (for metrics). */
+  readonly failures: number;
+  /** Partitions opened with a corrupt batch repaired (log-loader.ts), since start-up (for metrics). */
+  readonly corruptionRepairs: number;
+  /**
+   * Whether the disk takes writes again: writes, fdatasyncs and deletes `<logDir>/.kavka_probe`
+   * and fsyncs the dir. Rejects with the I/O error. Changes no state; safe while offline.
+   */
+  probe(): Promise<void>;
+  /**
+   * Brings an offline dir back (the caller's probe succeeded): closes every log without a sync,
+   * checks that meta.properties is still there, lists the partition directories again and goes
+   * online. Opens no partition: createLog opens each through recovery as after a crash, fsyncs
+   * what recovery kept, and CRC-checks the sealed segments whatever the policy when the dir went
+   * offline for corruption. Calling it while online is a bug (assertion).
+   */
+  reopen(): Promise<void>;
   close(): Promise<void>;
 }
 

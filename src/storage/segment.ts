@@ -331,7 +331,11 @@ export class LogSegment {
     const first = await this.findBatch(start, end, (header) => lastOffsetOf(header) >= fetchOffset);
     if (first === undefined) return undefined;
     const empty: SegmentRead = { batches: EMPTY, nextOffset: fetchOffset };
-    if (lastOffsetOf(first.header) >= maxOffset) return empty;
+    if (lastOffsetOf(first.header) >= maxOffset) {
+      // Rare (a high watermark inside a batch), or a damaged offset field: check before answering nothing.
+      if (!isBatchCrcValid(await this.readExact(first.position, first.size))) throw new CorruptBatchError(this.logPath, first.position, undefined, 'the batch does not match its CRC-32C');
+      return empty;
+    }
     if (first.size > maxBytes && !minOneBatch) return empty;
     const data = await this.readExact(first.position, Math.min(end - first.position, Math.max(maxBytes, first.size)));
     // Cut at the last whole batch below maxOffset; the read may end inside the next batch.
@@ -342,9 +346,10 @@ export class LogSegment {
     while (cut + BATCH_HEADER_SIZE <= data.length) {
       const size = data.readInt32BE(cut + 8) + LOG_OVERHEAD;
       if (size < BATCH_HEADER_SIZE || cut + size > data.length) break;
+      // Before its offsets are believed: a damaged lastOffsetDelta must not hide the batch behind maxOffset.
+      if (!isBatchCrcValid(data.subarray(cut, cut + size))) throw new CorruptBatchError(this.logPath, first.position + cut, expectedBase, 'the batch does not match its CRC-32C');
       const lastOffset = data.readBigInt64BE(cut) + BigInt(data.readInt32BE(cut + 23));
       if (lastOffset >= maxOffset) break;
-      if (!isBatchCrcValid(data.subarray(cut, cut + size))) throw new CorruptBatchError(this.logPath, first.position + cut, expectedBase, 'the batch does not match its CRC-32C');
       cut += size;
       nextOffset = lastOffset + 1n;
       expectedBase = nextOffset;
