@@ -67,6 +67,13 @@ export interface BrokerHeartbeatRequest {
   wantFence: boolean;
   /** Controlled shutdown: move leadership away, then stop. */
   wantShutdown: boolean;
+  /**
+   * Log dirs the broker reports offline (a write or fsync error, or a corrupt batch). While any is
+   * listed it is fenced for data, like wantFence: leaders move to other ISR members and it leaves
+   * the ISRs (LeadershipOptions.shrinkIsrOnFence). It stays a Raft voter (and may stay the active
+   * controller): its metadata store is not in the failed dir's logs.
+   */
+  offlineLogDirs?: readonly string[];
 }
 
 export interface BrokerHeartbeatResponse {
@@ -92,7 +99,7 @@ export function handleHeartbeat(
   if (broker.incarnationId !== request.incarnationId) {
     throw new KavkaError('STALE_BROKER_EPOCH', `heartbeat from incarnation ${request.incarnationId} of broker ${request.brokerId}, registered as ${broker.incarnationId ?? '(none)'}; register again`);
   }
-  const wantFenced = request.wantShutdown || request.wantFence;
+  const wantFenced = request.wantShutdown || request.wantFence || (request.offlineLogDirs?.length ?? 0) > 0;
   const brokerRecords: MetadataRecord[] = [];
   if (wantFenced && !broker.fenced) brokerRecords.push({ type: 'FenceBroker', nodeId: broker.nodeId });
   if (!wantFenced && broker.fenced) brokerRecords.push({ type: 'UnfenceBroker', nodeId: broker.nodeId });

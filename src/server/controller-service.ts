@@ -35,7 +35,7 @@ export class ControllerService {
       }),
       BrokerHeartbeat: unary(logger, 'Controller.BrokerHeartbeat', async (req) => {
         this.checkCluster(req.clusterId, req.brokerId);
-        return controller.brokerHeartbeat({ brokerId: req.brokerId, incarnationId: req.incarnationId, wantFence: req.wantFence, wantShutdown: req.wantShutdown });
+        return controller.brokerHeartbeat({ brokerId: req.brokerId, incarnationId: req.incarnationId, wantFence: req.wantFence, wantShutdown: req.wantShutdown, offlineLogDirs: req.offlineLogDirs });
       }),
       AlterPartition: unary(logger, 'Controller.AlterPartition', async (req) => {
         const result = await controller.alterPartition({
