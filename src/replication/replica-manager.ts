@@ -185,14 +185,18 @@ export class ReplicaManager {
    * directories of topics deleted meanwhile are removed.
    */
   async reopenLogDir(image: MetadataImage): Promise<void> {
-    await this.applying;
-    for (const key of this.partitions.keys()) await this.fetchers?.quiesce(key);
-    const count = this.partitions.size;
-    this.partitions.clear();
-    this.offline.clear();
-    this.image = undefined;
-    this.logDirOfflineReason = undefined;
-    this.options.logger.info({ partitions: count, metadataOffset: image.offset }, 'log dir reopened: reopening partitions from the current metadata');
+    // In the image queue, so no reconcile runs on the forgotten partitions meanwhile.
+    const reset = this.applying.then(async () => {
+      for (const key of this.partitions.keys()) await this.fetchers?.quiesce(key);
+      const count = this.partitions.size;
+      this.partitions.clear();
+      this.offline.clear();
+      this.image = undefined;
+      this.logDirOfflineReason = undefined;
+      this.options.logger.info({ partitions: count, metadataOffset: image.offset }, 'log dir reopened: reopening partitions from the current metadata');
+    });
+    this.applying = reset.catch((error) => this.options.logger.error({ err: error }, 'resetting partitions after a log dir reopen failed'));
+    await reset;
     await this.applyImage(image);
     this.options.logger.info({ partitions: this.partitions.size, offline: this.offline.size }, 'partitions reopened; they follow their leaders and rejoin the ISR once caught up');
   }

@@ -197,3 +197,53 @@ it.each([
   expect(violations, `violations:\n${formatViolations(violations)}`).toEqual([]);
   expect(history.ops.filter((op) => op.outcome?.kind === 'ok')).toHaveLength(200);
 });
+
+it('the last ISR member repaired after corruption refuses to lead: the partition stays unavailable rather than serve a log that may lack acknowledged records (no KIP-966 here)', async () => {
+  // Every sealed segment is CRC-checked when a partition opens, so the restart finds the damage.
+  const c = (cluster = await startTestCluster(3, { ...CONFIG, 'log.recovery.verify.sealed.segments': 'always' }));
+  const controller = await c.waitForActiveController();
+  const [last, other] = others(c.ids, controller);
+  const topic = 'last-isr-member';
+  expect((await createTopic(c, controller, { name: topic, assignments: assignments([[last, other]]), configs: { 'min.insync.replicas': '1' } })).errorCode).toBe('NONE');
+  const history = new History();
+  history.addProducer('raw', { noDuplicates: true, ordered: true });
+  for (let i = 0; i < 150; ) {
+    const values = Array.from({ length: 4 }, () => `${history.freshValue('raw')}-${'y'.repeat(120)}`);
+    const { op } = await rawProduce(history, 'raw', c.raw(last), topic, 0, values, -1, 3_000, last);
+    if (op.outcome?.kind === 'ok') i += 1;
+    else await sleep(50);
+  }
+  await c.stopNode(other);
+  await c.waitFor(async () => (await isrOf(c, controller, topic, 0)).join() === String(last), SETTLE_MS, `the ISR to shrink to node ${last}`);
+  await c.stopNode(last);
+  await c.waitFor(async () => (await leaderOf(c, controller, topic, 0)).leader === -1, SETTLE_MS, 'the partition to go offline with its last ISR member');
+  await flipBitInSealedSegment(c, last, topic);
+
+  const broker = await c.restartNode(last);
+  await c.waitFor(() => broker.logManager.getLog({ topic, partition: 0 }) !== undefined, SETTLE_MS, 'the partition to open on the restarted node');
+  expect(broker.logManager.corruptionRepairs).toBe(1);
+  const log = broker.logManager.getLog({ topic, partition: 0 });
+  expect(log?.refetchRequired).toBeDefined();
+  // Elected again (the last ISR member), but it does not serve the truncated log as complete.
+  const view = await c.waitFor(async () => {
+    const v = await leaderOf(c, controller, topic, 0);
+    return v.leader === last ? v : undefined;
+  }, SETTLE_MS, `node ${last} to be elected as the last ISR member`);
+  expect(view.isr).toEqual([last]);
+  const answer = await c.waitFor(async () => {
+    const a = await unary<FetchResponse__Output>(c.raw(last), 'Fetch', { maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, topics: [{ name: topic, partitions: [{ partition: 0, fetchOffset: '0', partitionMaxBytes: 1 << 20 }] }] }, 5_000);
+    if (!a.ok) throw new Error(a.details);
+    const p = a.value.topics[0].partitions[0];
+    return p.errorCode === 'NOT_LEADER_OR_FOLLOWER' ? undefined : p;
+  }, SETTLE_MS, 'an answer from the elected leader');
+  expect(answer.errorCode).toBe('KAFKA_STORAGE_ERROR');
+  expect(answer.errorMessage).toMatch(/repaired after a corrupt batch .* does not lead/);
+  expect(answer.batches.length).toBe(0);
+  const produced = await rawProduce(history, 'raw', c.raw(last), topic, 0, ['refused'], -1, 3_000, last);
+  expect(produced.op.outcome?.kind).not.toBe('ok');
+  expect(String((produced.op.outcome as { error: string }).error)).toMatch(/KAFKA_STORAGE_ERROR/);
+  // The other replica, out of the ISR, is not elected either (unclean election is off).
+  await c.restartNode(other);
+  await c.waitFor(() => c.broker(controller).controller.image.isUnfenced(other), SETTLE_MS, `node ${other} unfenced`);
+  expect(await leaderOf(c, controller, topic, 0)).toMatchObject({ leader: last, isr: [last] });
+});
