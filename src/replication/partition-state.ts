@@ -32,6 +32,13 @@ export class PartitionState {
   leaderEpochLed: number | undefined;
   /** This node's log end when it became leader in the current epoch. */
   leaderEpochStartOffset = 0n;
+  /**
+   * Leader only, while its AlterPartition is in flight: the ISR it asked for. The high watermark
+   * counts the union of this and the committed ISR (Kafka's maximal ISR, KIP-497): a replica
+   * being added was caught up with the HW when the leader asked, and must stay so until the
+   * change commits, because from then on it may be elected and must hold every acknowledged record.
+   */
+  pendingIsr: readonly number[] | undefined;
   private readonly hwListeners = new Set<() => void>();
 
   constructor(
@@ -56,6 +63,12 @@ export class PartitionState {
     return this.hw < start ? start : this.hw;
   }
 
+  /** The committed ISR plus the members a pending AlterPartition adds: whom the HW waits for. */
+  get maximalIsr(): number[] {
+    const pending = this.pendingIsr;
+    return pending === undefined ? [...this.image.isr] : [...new Set([...this.image.isr, ...pending])];
+  }
+
   get isLeader(): boolean {
     return this.leaderEpochLed !== undefined;
   }
@@ -72,6 +85,7 @@ export class PartitionState {
    */
   becomeLeader(nodeId: number, nowMs: number): void {
     this.leaderEpochLed = this.image.leaderEpoch;
+    this.pendingIsr = undefined;
     this.leaderEpochStartOffset = this.log.logEndOffset;
     this.followers.clear();
     for (const id of this.image.replicas) {
@@ -85,6 +99,7 @@ export class PartitionState {
 
   becomeFollower(): void {
     this.leaderEpochLed = undefined;
+    this.pendingIsr = undefined;
     this.followers.clear();
   }
 
@@ -113,7 +128,7 @@ export class PartitionState {
   maybeAdvanceHighWatermark(nodeId: number): boolean {
     if (!this.isLeader) return false;
     let candidate = this.log.durableEndOffset;
-    for (const id of this.image.isr) {
+    for (const id of this.maximalIsr) {
       if (id === nodeId) continue;
       const follower = this.followers.get(id);
       if (follower === undefined || follower.logEndOffset < 0n) return false;

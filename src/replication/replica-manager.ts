@@ -417,9 +417,15 @@ export class ReplicaManager {
       newIsr,
     };
     this.options.logger.info({ topicPartition: key, isr: image.isr, newIsr, reason }, 'changing the ISR');
+    // Until the change is in this node's image, the HW waits for a member being added too.
+    const pending = [...newIsr];
+    state.pendingIsr = pending;
     const change = alterIsr(request)
       .catch((error: unknown) => this.options.logger.warn({ topicPartition: key, err: error }, 'changing the ISR failed; a later check retries'))
-      .finally(() => this.isrChanges.delete(key));
+      .finally(() => {
+        if (state.pendingIsr === pending) state.pendingIsr = undefined;
+        this.isrChanges.delete(key);
+      });
     this.isrChanges.set(key, change);
   }
 
