@@ -197,7 +197,9 @@ export class ReplicaManager {
     });
     this.applying = reset.catch((error) => this.options.logger.error({ err: error }, 'resetting partitions after a log dir reopen failed'));
     await reset;
-    await this.applyImage(image);
+    // A partition that does not open is in offlinePartitions(); anything else failing here must
+    // not keep the whole node from reporting its dir back: it was logged, and the next image retries.
+    await this.applyImage(image).catch(() => undefined);
     this.options.logger.info({ partitions: this.partitions.size, offline: this.offline.size }, 'partitions reopened; they follow their leaders and rejoin the ISR once caught up');
   }
 
