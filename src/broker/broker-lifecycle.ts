@@ -3,7 +3,8 @@
 // has applied the offset of its registration (it has caught up), and only then may it lead.
 // A heartbeat rejected with STALE_BROKER_EPOCH (the controller no longer knows this incarnation)
 // starts a new registration. At shutdown, one last heartbeat asks to be fenced, so the controller
-// moves leadership away before the process exits (controlled shutdown).
+// moves leadership away before the process exits (controlled shutdown). While the broker's log dir
+// is offline each heartbeat lists it (setOfflineLogDirs), which keeps the broker fenced for data.
 //
 // Runs as one async loop on the event loop; `state` may be read at any time.
 import { randomUUID } from 'node:crypto';
@@ -54,6 +55,7 @@ export class BrokerLifecycle {
   private loop: Promise<void> = Promise.resolve();
   private readonly caughtUpListeners = new Set<() => void>();
   private caughtUpAnnounced = false;
+  private offlineLogDirs: readonly string[] = [];
 
   constructor(private readonly options: BrokerLifecycleOptions) {}
 
@@ -68,6 +70,16 @@ export class BrokerLifecycle {
 
   start(): void {
     this.loop = this.run();
+  }
+
+  /**
+   * The log dirs offline now (empty once they are back). The next heartbeat, sent at once, lists
+   * them: the controller fences this broker while any is listed and unfences it after.
+   */
+  setOfflineLogDirs(dirs: readonly string[]): void {
+    this.offlineLogDirs = [...dirs];
+    this.options.logger.info({ offlineLogDirs: this.offlineLogDirs }, dirs.length > 0 ? 'reporting offline log dirs in heartbeats' : 'no offline log dir to report any more');
+    this.wake?.();
   }
 
   /**
@@ -104,6 +116,7 @@ export class BrokerLifecycle {
       wantShutdown,
       metadataDirectoryId: this.options.raftStore().directoryId ?? '',
       metadataRejoining: this.options.raftStore().rejoining,
+      offlineLogDirs: this.offlineLogDirs,
     };
   }
 

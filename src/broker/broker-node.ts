@@ -10,6 +10,14 @@
 // `stop` is a bounded controlled shutdown: fence this broker through the controller (its
 // partitions elect other leaders), hand controller leadership to another voter, then close
 // listeners, drain appends, flush segments and close the Raft store.
+//
+// Log dir offline (DESIGN.md section 2, Kavka issue 6): the replica manager stops leading and
+// following, heartbeats list the dir so the controller fences this broker for data (it stays a
+// Raft voter: the metadata store is not one of the failed logs), and a probe runs every
+// log.dir.offline.probe.interval.ms. Once a probe works and the controller has fenced this broker
+// (so no ISR counts it while its logs recover), the dir is reopened in place through recovery,
+// the partitions reopen as followers, the heartbeats stop listing the dir, and the replicas
+// re-enter the ISRs through fetch + AlterPartition. A failed fsync is never retried.
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -102,7 +110,15 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
   // debug.fault.injection.enable: storage goes through a switch the admin port can flip (chaos runs).
   const faultFs = options.fs === undefined && config.get('debug.fault.injection.enable') ? new FaultInjectingFs(nodeStorageFs, { recordCalls: false }) : undefined;
   if (faultFs !== undefined) logger.warn({ logDir: config.logDir }, 'debug.fault.injection.enable is on: POST /debug/storage-fault on the admin port makes log dir writes fail');
-  const logManager = await openLogManager({ logDir: config.logDir, nodeId, clusterId: config.clusterId, clock, logger: logger.child({ component: 'storage' }), fs: options.fs ?? faultFs });
+  const logManager = await openLogManager({
+    logDir: config.logDir,
+    nodeId,
+    clusterId: config.clusterId,
+    clock,
+    logger: logger.child({ component: 'storage' }),
+    fs: options.fs ?? faultFs,
+    verifySealedSegments: config.get('log.recovery.verify.sealed.segments'),
+  });
   if (existsSync(join(config.logDir, LEGACY_METADATA_LOG))) {
     await logManager.close();
     throw new KavkaError(
@@ -110,9 +126,12 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
       `${join(config.logDir, LEGACY_METADATA_LOG)} holds metadata in the single-node format of an earlier version, which this version does not read; start with an empty log.dirs (or move that directory away)`,
     );
   }
+  // Wired below, once the replica manager and the lifecycle exist.
+  const onLogDirOffline: { handle?: (reason: string) => void } = {};
   logManager.onOffline((reason) => {
     readiness = { ready: false, reason: `log dir ${config.logDir} is offline: ${reason}` };
-    logger.error({ logDir: config.logDir, reason }, 'log dir went offline; partitions on it are not served until the node restarts and recovers it');
+    logger.error({ logDir: config.logDir, reason }, 'log dir went offline; its partitions are not served until a probe succeeds and the dir is reopened through recovery');
+    onLogDirOffline.handle?.(reason);
   });
 
   // Where to dial each peer's controller listener: an override, else its bootstrap voter
@@ -246,7 +265,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
   const metrics = new BrokerMetrics(
     nodeId,
     () => replicaManager,
-    () => logManager.state.kind === 'offline',
+    () => logManager,
     (p) => failuresTolerated(controller.image, p.image, p.minInsyncReplicas, controller.voters()),
   );
   const servers = new GrpcServers({ nodeId, config, controller, controllerChannel: channel, producerIds: new ProducerIdManager(nodeId, channel), metadataCaughtUp: () => lifecycle?.state.caughtUp === true, replicaManager, metrics, clock, logger: logger.child({ component: 'server' }) }, transport.serviceHandlers(), () => transport.endInbound());
@@ -300,8 +319,60 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
       readyWaiters.add(done);
     });
 
+  // ---------------------------------------------------------------- offline log dir and back
+  const probeIntervalMs = config.get('log.dir.offline.probe.interval.ms');
+  let probeCancel: (() => void) | undefined;
+  let recovering: Promise<void> | undefined;
+  const dirLogger = logger.child({ component: 'log-dir-recovery', logDir: config.logDir });
+  onLogDirOffline.handle = (reason) => {
+    replicaManager.suspendForOfflineLogDir(reason);
+    lifecycle?.setOfflineLogDirs([config.logDir]);
+    scheduleProbe();
+  };
+  const scheduleProbe = () => {
+    if (stopped || probeCancel !== undefined) return;
+    probeCancel = clock.schedule(probeIntervalMs, () => {
+      probeCancel = undefined;
+      recovering = tryReopenLogDir().then(
+        (back) => {
+          if (!back) scheduleProbe();
+        },
+        (error: unknown) => {
+          dirLogger.error({ err: error }, 'reopening the log dir failed; it stays offline and the probe goes on');
+          scheduleProbe();
+        },
+      );
+    });
+  };
+  /** One probe; reopens the dir when it works and the controller has fenced this broker. Returns whether the dir is back. */
+  const tryReopenLogDir = async (): Promise<boolean> => {
+    if (stopped) return true;
+    if (logManager.state.kind === 'online') return true;
+    try {
+      await logManager.probe();
+    } catch (error) {
+      dirLogger.warn({ err: error, probeIntervalMs }, 'log dir probe failed (no space, or the disk still fails); the dir stays offline');
+      return false;
+    }
+    const self = controller.image.brokers.get(nodeId);
+    if (self !== undefined && !self.fenced) {
+      dirLogger.info('log dir probe succeeded; waiting for the controller to fence this broker before reopening');
+      return false;
+    }
+    dirLogger.info('log dir probe succeeded: written, fsynced and deleted a probe file; reopening the dir through recovery');
+    await logManager.reopen();
+    if (stopped) return true;
+    await replicaManager.reopenLogDir(controller.image);
+    lifecycle?.setOfflineLogDirs([]);
+    updateReadiness();
+    dirLogger.info({ partitions: replicaManager.allPartitions().length }, 'log dir is back online; its partitions follow their leaders until they are in sync again');
+    return true;
+  };
+
   const closeAll = async (graceMs: number) => {
     stopped = true;
+    probeCancel?.();
+    await recovering;
     retentionCancel?.();
     unsubscribeImage();
     unsubscribeReadiness();
@@ -341,6 +412,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
       clock,
       logger: logger.child({ component: 'broker-lifecycle' }),
     });
+    if (logManager.state.kind === 'offline') lifecycle.setOfflineLogDirs([config.logDir]);
     lifecycle.onCaughtUp(() => {
       // From here on every image is at least as new as this node's registration.
       void replicaManager.applyImage(controller.image);

@@ -42,6 +42,8 @@ export const BROKER_CONFIG_KEYS = {
   'log.retention.messages': { doc: 'Keep at most this many records per partition (-1 = no limit); Kavka only.', default: '-1', parse: parseInteger(-1) },
   'log.retention.check.interval.ms': { doc: 'How often retention runs.', default: '300000', parse: parseInteger(1, INT32_MAX) },
   'log.index.interval.bytes': { doc: 'Bytes between sparse offset index entries.', default: '4096', parse: parseInteger(0, INT32_MAX) },
+  'log.dir.offline.probe.interval.ms': { doc: 'While the log dir is offline (a write or fsync error, or a corrupt batch), how often a small file is written, fsynced and deleted in it; once that works the node reopens the dir through recovery; Kavka only.', default: '10000', parse: parseInteger(10, INT32_MAX) },
+  'log.recovery.verify.sealed.segments': { doc: 'When opening a partition CRC-checks every batch of its sealed segments: always, unclean (after a crash or an offline log dir), or never; a corrupt batch is repaired and re-fetched; Kavka only.', default: 'unclean', parse: parseChoice('always', 'unclean', 'never') },
   'log.flush.policy': { doc: 'batch: fsync (group commit) before acknowledging; os: leave it to the page cache.', default: 'batch', parse: parseChoice('batch', 'os') },
   'log.message.timestamp.type': { doc: 'CreateTime or LogAppendTime.', default: 'CreateTime', parse: parseChoice('CreateTime', 'LogAppendTime') },
   'producer.id.expiration.ms': { doc: 'Forget an idempotent producer idle this long; its next batch then gets UNKNOWN_PRODUCER_ID unless it starts over at sequence 0.', default: '86400000', parse: parseInteger(1, INT32_MAX) },

@@ -69,6 +69,13 @@ export interface BrokerHeartbeatRequest {
   wantShutdown: boolean;
   /** The broker's Raft store: its directory id and whether it is rejoining (not used here). */
   raftStore?: { directoryId: string; rejoining: boolean };
+  /**
+   * Log dirs the broker reports offline (a write or fsync error, or a corrupt batch). While any is
+   * listed it is fenced for data, like wantFence: leaders move to other ISR members and it leaves
+   * the ISRs (LeadershipOptions.shrinkIsrOnFence). It stays a Raft voter (and may stay the active
+   * controller): its metadata store is not in the failed dir's logs.
+   */
+  offlineLogDirs?: readonly string[];
 }
 
 export interface BrokerHeartbeatResponse {
@@ -94,7 +101,7 @@ export function handleHeartbeat(
   if (broker.incarnationId !== request.incarnationId) {
     throw new KavkaError('STALE_BROKER_EPOCH', `heartbeat from incarnation ${request.incarnationId} of broker ${request.brokerId}, registered as ${broker.incarnationId ?? '(none)'}; register again`);
   }
-  const wantFenced = request.wantShutdown || request.wantFence;
+  const wantFenced = request.wantShutdown || request.wantFence || (request.offlineLogDirs?.length ?? 0) > 0;
   const brokerRecords: MetadataRecord[] = [];
   if (wantFenced && !broker.fenced) brokerRecords.push({ type: 'FenceBroker', nodeId: broker.nodeId });
   if (!wantFenced && broker.fenced) brokerRecords.push({ type: 'UnfenceBroker', nodeId: broker.nodeId });

@@ -280,6 +280,10 @@ export class QuorumController {
       this.tracker.recordHeartbeat(handled.heartbeat.brokerId, handled.heartbeat.atMs);
       response = handled.response;
       let records = handled.records;
+      const offlineLogDirs = request.offlineLogDirs ?? [];
+      if (offlineLogDirs.length > 0 && records.some((r) => r.type === 'FenceBroker')) {
+        this.logger.warn({ brokerId: request.brokerId, offlineLogDirs }, 'broker reports an offline log dir; fencing it for data and moving its partitions');
+      }
       // A broker back in service leads its preferred partitions again once it is in their ISR.
       if (this.options.autoLeaderRebalance && records.some((r) => r.type === 'UnfenceBroker')) {
         const after = records.reduce((img, r) => img.replay(r), image);

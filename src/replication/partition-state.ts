@@ -82,6 +82,7 @@ export class PartitionState {
    */
   becomeLeader(nodeId: number, nowMs: number): void {
     this.leaderEpochLed = this.image.leaderEpoch;
+    this.pendingIsr = undefined;
     this.leaderEpochStartOffset = this.log.logEndOffset;
     this.followers.clear();
     for (const id of this.image.replicas) {

@@ -4,6 +4,14 @@
 // shrink and expand through AlterPartition) and the follower side (ReplicaFetcherManager).
 // The server adapters call it; it calls storage. Called from many concurrent gRPC handlers; each
 // partition's appends are serialized inside its log.
+//
+// Log dir offline (DESIGN.md section 2): suspendForOfflineLogDir stops every fetcher and every
+// partition answers KAFKA_STORAGE_ERROR (retriable: clients refresh metadata and go to the new
+// leader). Once the broker has reopened the dir, reopenLogDir forgets the closed logs and applies
+// the current image again: each partition opens through recovery as a follower (the controller
+// fenced this broker, so others lead) and re-enters the ISR through fetch + AlterPartition.
+// A partition whose recovery repaired corruption (log.refetchRequired) never leads: it follows
+// until a leader has taken it back into the ISR, then the marker goes.
 import { KavkaError, toKavkaError, type ErrorName } from '../util/errors.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
@@ -85,6 +93,15 @@ export interface FetchOptions {
   signal?: AbortSignal;
 }
 
+/** Why a repaired replica elected leader does not serve, and what the operator can do. */
+function refetchRequiredError(tp: TopicPartition, nodeId: number, truncatedTo: bigint): KavkaError {
+  return new KavkaError(
+    'KAFKA_STORAGE_ERROR',
+    `${topicPartitionName(tp)} on node ${nodeId} was repaired after a corrupt batch (truncated to offset ${truncatedTo}) and has not re-fetched from another replica since, ` +
+      'so it may lack acknowledged records and does not lead. It re-fetches as soon as another ISR member leads; if none is left, restore the data or set unclean.leader.election.enable on the topic (which may lose records)',
+  );
+}
+
 export const LIST_OFFSETS_EARLIEST = -2n;
 export const LIST_OFFSETS_LATEST = -1n;
 export const LIST_OFFSETS_MAX_TIMESTAMP = -3n;
@@ -100,6 +117,10 @@ export class ReplicaManager {
   private readonly fetchers: ReplicaFetcherManager | undefined;
   private cancelIsrCheck: (() => void) | undefined;
   private closed = false;
+  /** Set while the log dir is offline: nothing is followed or served until reopenLogDir. */
+  private logDirOfflineReason: string | undefined;
+  /** Partitions whose refetch-required marker is being removed. */
+  private readonly clearingRefetch = new Set<string>();
 
   constructor(private readonly options: ReplicaManagerOptions) {
     const replication = options.replication;
@@ -146,8 +167,50 @@ export class ReplicaManager {
     return this.offline;
   }
 
+  /**
+   * The log dir went offline: stop following (every fetcher stops) and serve nothing; produce and
+   * fetch answer KAFKA_STORAGE_ERROR. Safe to call more than once.
+   */
+  suspendForOfflineLogDir(reason: string): void {
+    if (this.logDirOfflineReason !== undefined) return;
+    this.logDirOfflineReason = reason;
+    this.fetchers?.assign(new Map());
+    for (const state of this.partitions.values()) state.becomeFollower();
+    this.options.logger.warn({ partitions: this.partitions.size, reason }, 'log dir offline: stopped leading and following every partition');
+    // Producers waiting for acks=all learn at once that leadership is gone here.
+    for (const listener of [...this.roleListeners]) listener();
+  }
+
+  /**
+   * After LogManager.reopen: forgets the partitions (their logs are closed) and applies `image`
+   * as if it were the first, so each partition opens again through recovery and takes its role
+   * from the image (a follower, since the controller fenced this broker), and partition
+   * directories of topics deleted meanwhile are removed.
+   */
+  async reopenLogDir(image: MetadataImage): Promise<void> {
+    // In the image queue, so no reconcile runs on the forgotten partitions meanwhile.
+    const reset = this.applying.then(async () => {
+      for (const key of this.partitions.keys()) await this.fetchers?.quiesce(key);
+      const count = this.partitions.size;
+      this.partitions.clear();
+      this.offline.clear();
+      this.image = undefined;
+      this.logDirOfflineReason = undefined;
+      this.options.logger.info({ partitions: count, metadataOffset: image.offset }, 'log dir reopened: reopening partitions from the current metadata');
+    });
+    this.applying = reset.catch((error) => this.options.logger.error({ err: error }, 'resetting partitions after a log dir reopen failed'));
+    await reset;
+    // A partition that does not open is in offlinePartitions(); anything else failing here must
+    // not keep the whole node from reporting its dir back: it was logged, and the next image retries.
+    await this.applyImage(image).catch(() => undefined);
+    this.options.logger.info({ partitions: this.partitions.size, offline: this.offline.size }, 'partitions reopened; they follow their leaders and rejoin the ISR once caught up');
+  }
+
   /** The leader's partition state, or a KavkaError naming why this node cannot serve it. */
   leaderPartitionOrThrow(tp: TopicPartition): PartitionState {
+    if (this.logDirOfflineReason !== undefined) {
+      throw new KavkaError('KAFKA_STORAGE_ERROR', `the log dir of node ${this.options.nodeId} is offline (${this.logDirOfflineReason}); ${topicPartitionName(tp)} is served by another replica: refresh metadata and retry`);
+    }
     const topic = this.image?.topic(tp.topic);
     const partitionImage = topic?.partitions[tp.partition];
     if (topic === undefined) validateTopicName(tp.topic);
@@ -167,6 +230,8 @@ export class ReplicaManager {
     if (this.options.logManager.state.kind === 'offline') {
       throw new KavkaError('KAFKA_STORAGE_ERROR', `the log dir of node ${this.options.nodeId} is offline: ${this.options.logManager.state.reason}`);
     }
+    const refetchFrom = state.log.refetchRequired;
+    if (refetchFrom !== undefined) throw refetchRequiredError(tp, this.options.nodeId, refetchFrom);
     return state;
   }
 
@@ -313,8 +378,14 @@ export class ReplicaManager {
       return answer('OFFSET_OUT_OF_RANGE', `${name}: fetch offset ${p.fetchOffset} is outside ${log.logStartOffset}..${log.logEndOffset}`, state);
     }
     if (recordFetch) this.recordFollowerFetch(state, replicaId, p.fetchOffset, p.logStartOffset);
-    const read = await log.read(p.fetchOffset, Math.max(0, Math.min(p.maxBytes, maxBytes)), { maxOffset: log.logEndOffset, minOneBatch: maxBytes > 0 });
-    return { ...answer('NONE', '', state), batches: read.batches };
+    try {
+      // A batch that fails its CRC is never sent: the read fails and this node's log dir goes offline.
+      const read = await log.read(p.fetchOffset, Math.max(0, Math.min(p.maxBytes, maxBytes)), { maxOffset: log.logEndOffset, minOneBatch: maxBytes > 0 });
+      return { ...answer('NONE', '', state), batches: read.batches };
+    } catch (error) {
+      const e = toKavkaError(error);
+      return answer(e.code, e.message, state);
+    }
   }
 
   private recordFollowerFetch(state: PartitionState, replicaId: number, fetchOffset: bigint, logStartOffset: bigint): void {
@@ -544,8 +615,18 @@ export class ReplicaManager {
   private async applyRoles(): Promise<void> {
     const { nodeId } = this.options;
     const followed = new Map<string, { state: PartitionState; leaderId: number }>();
+    if (this.logDirOfflineReason !== undefined) return;
     for (const [key, state] of this.partitions) {
       const { image } = state;
+      if (image.leader === nodeId && state.log.refetchRequired !== undefined) {
+        // Elected (it was the last ISR member), but its repair may have dropped acknowledged records.
+        if (state.isLeader) state.becomeFollower();
+        this.options.logger.error(
+          { topicPartition: key, leaderEpoch: image.leaderEpoch, isr: image.isr, truncatedToOffset: state.log.refetchRequired.toString() },
+          'elected leader of a partition this replica repaired after corruption; refusing to lead it (see the KAFKA_STORAGE_ERROR answers for what to do)',
+        );
+        continue;
+      }
       if (image.leader === nodeId) {
         if (state.leaderEpochLed !== image.leaderEpoch) {
           await this.fetchers?.quiesce(key);
@@ -563,10 +644,21 @@ export class ReplicaManager {
           this.options.logger.info({ topicPartition: key, leader: image.leader, leaderEpoch: image.leaderEpoch }, 'no longer leading the partition');
         }
         if (image.leader >= 0 && !this.offline.has(key)) followed.set(key, { state, leaderId: image.leader });
+        // Back in another leader's ISR: that leader saw this replica catch up after its repair.
+        if (image.leader >= 0 && image.isr.includes(nodeId) && state.log.refetchRequired !== undefined) this.clearRefetchRequired(key, state);
       }
     }
     this.fetchers?.assign(followed);
     for (const listener of [...this.roleListeners]) listener();
+  }
+
+  private clearRefetchRequired(key: string, state: PartitionState): void {
+    if (this.clearingRefetch.has(key)) return;
+    this.clearingRefetch.add(key);
+    state.log.clearRefetchRequired().then(
+      () => this.options.logger.info({ topicPartition: key, leader: state.image.leader, isr: state.image.isr }, 'repaired replica is back in the ISR; it may lead again'),
+      (error: unknown) => this.options.logger.warn({ topicPartition: key, err: error }, 'removing the refetch-required marker failed; the next metadata retries'),
+    ).finally(() => this.clearingRefetch.delete(key));
   }
 
   private async reconcilePartition(topic: TopicImage, partition: number): Promise<void> {

@@ -41,6 +41,7 @@ export class ControllerService {
           incarnationId: req.incarnationId,
           wantFence: req.wantFence,
           wantShutdown: req.wantShutdown,
+          offlineLogDirs: req.offlineLogDirs,
           raftStore: req.metadataDirectoryId === '' ? undefined : { directoryId: req.metadataDirectoryId, rejoining: req.metadataRejoining },
         });
       }),

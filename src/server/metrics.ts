@@ -4,6 +4,15 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PartitionState, ReplicaManager } from '../replication/index.js';
 import type { FailuresTolerated } from '../controller/index.js';
 
+/** What the metrics read from the node's log dir. */
+export interface LogDirMetricsSource {
+  readonly state: { readonly kind: 'online' | 'offline' };
+  /** Times the dir went offline since start-up. */
+  readonly failures: number;
+  /** Partitions opened with a corrupt batch repaired, since start-up. */
+  readonly corruptionRepairs: number;
+}
+
 export class BrokerMetrics {
   readonly registry = new Registry();
   readonly produceRequests: Counter<'topic'>;
@@ -16,7 +25,7 @@ export class BrokerMetrics {
   constructor(
     nodeId: number,
     replicaManager: () => ReplicaManager | undefined,
-    logDirOffline: () => boolean,
+    logDir: () => LogDirMetricsSource,
     /** The partition's failures tolerated now (controller/availability.ts). */
     failuresTolerated: (p: PartitionState) => FailuresTolerated = () => ({ write: 0, data: 0 }),
   ) {
@@ -85,10 +94,28 @@ export class BrokerMetrics {
     });
     new Gauge({
       name: 'kavka_log_dir_offline',
-      help: '1 when the log dir went offline after a write or fsync error.',
+      help: '1 while the log dir is offline after a write or fsync error or a corrupt batch (until a probe works and it is reopened).',
       registers,
       collect() {
-        this.set(logDirOffline() ? 1 : 0);
+        this.set(logDir().state.kind === 'offline' ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'kavka_log_dir_failures_total',
+      help: 'Times the log dir went offline (a write or fsync error, or a corrupt batch found while serving).',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(logDir().failures);
+      },
+    });
+    new Counter({
+      name: 'kavka_log_corruption_repairs_total',
+      help: 'Partitions opened with a corrupt batch repaired: segment kept as .log.corrupt, log truncated to the batch, re-fetched from the leader.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(logDir().corruptionRepairs);
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'kavka_process_' });

@@ -112,6 +112,16 @@ export interface PartitionLog {
   readonly sizeBytes: number;
   readonly segmentCount: number;
   readonly config: LogConfig;
+  /**
+   * Set when recovery repaired a corrupt batch of fsynced data by truncating the log (to this
+   * offset; log-loader.ts): the log may lack records its leader acknowledged, so this replica
+   * must not lead until it has re-fetched them. Kept on disk (refetch-marker.ts) until
+   * clearRefetchRequired().
+   */
+  readonly refetchRequired: bigint | undefined;
+
+  /** The replica caught up from a leader after a repair: removes the marker, durably. */
+  clearRefetchRequired(): Promise<void>;
 
   updateConfig(config: LogConfig): void;
 
@@ -289,9 +299,29 @@ export interface LogManagerOptions {
   clock: Clock;
   logger: Logger;
   fs?: StorageFs;
+  /** log.recovery.verify.sealed.segments; default `unclean`. */
+  verifySealedSegments?: SealedSegmentVerification;
 }
 
-export type LogDirState = { kind: 'online' } | { kind: 'offline'; reason: string; sinceMs: number };
+/**
+ * Why a log dir went offline: `io`, a write, fsync or other I/O error; `corruption`, a batch whose
+ * CRC-32C no longer matches was found while serving it (a bit flip in data already written).
+ * Either way the dir comes back only through recovery (LogManager.reopen); after `corruption` that
+ * recovery verifies every sealed segment whatever log.recovery.verify.sealed.segments says.
+ */
+export type LogDirFailureCause = 'io' | 'corruption';
+
+export type LogDirState = { kind: 'online' } | { kind: 'offline'; reason: string; sinceMs: number; cause: LogDirFailureCause };
+
+/**
+ * When recovery (opening a partition) checks the CRC-32C of every batch of the sealed segments,
+ * not only their index files (log.recovery.verify.sealed.segments): `always`; `unclean` (default)
+ * when the partition has no clean-shutdown marker (a crash, or the dir went offline); `never`.
+ * A corrupt batch found there is repaired (log-loader.ts): the segment is copied aside, the log is
+ * truncated to the batch and the replica re-fetches the rest from its leader. Whatever the
+ * policy, reads check each batch's CRC before serving it.
+ */
+export type SealedSegmentVerification = 'always' | 'unclean' | 'never';
 
 /**
  * Owns a log dir: meta.properties, the partition directories in it, recovery on open.
@@ -325,6 +355,23 @@ export interface LogManager {
   partitionDirectories(): TopicPartition[];
   /** Called when the dir goes offline, with the reason. */
   onOffline(listener: (reason: string) => void): () => void;
+  /** Times the dir went offline since start-up (for metrics). */
+  readonly failures: number;
+  /** Partitions opened with a corrupt batch repaired (log-loader.ts), since start-up (for metrics). */
+  readonly corruptionRepairs: number;
+  /**
+   * Whether the disk takes writes again: writes, fdatasyncs and deletes `<logDir>/.kavka_probe`
+   * and fsyncs the dir. Rejects with the I/O error. Changes no state; safe while offline.
+   */
+  probe(): Promise<void>;
+  /**
+   * Brings an offline dir back (the caller's probe succeeded): closes every log without a sync,
+   * checks that meta.properties is still there, lists the partition directories again and goes
+   * online. Opens no partition: createLog opens each through recovery as after a crash, fsyncs
+   * what recovery kept, and CRC-checks the sealed segments whatever the policy when the dir went
+   * offline for corruption. Calling it while online is a bug (assertion).
+   */
+  reopen(): Promise<void>;
   close(): Promise<void>;
 }
 

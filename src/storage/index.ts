@@ -8,6 +8,7 @@ export {
   type EpochEndOffset,
   type FlushPolicy,
   type LogConfig,
+  type LogDirFailureCause,
   type LogDirState,
   type LogManager,
   type LogManagerOptions,
@@ -15,13 +16,14 @@ export {
   type PartitionLog,
   type ReadOptions,
   type ReadResult,
+  type SealedSegmentVerification,
   type TimestampOffset,
   type TopicPartition,
 } from './api.js';
 export { validateLogConfig } from './log-config.js';
 export { openLogManager } from './log-manager.js';
 export { openPartitionLog, type FilePartitionLog, type PartitionLogOptions } from './partition-log.js';
-export type { LogRecoveryReport } from './log-loader.js';
+export type { CorruptionRepair, LogRecoveryReport } from './log-loader.js';
 export type { EpochEntry } from './leader-epoch-cache.js';
 export { LogDirHealth } from './log-dir-health.js';
 export { parsePartitionDirectoryName, isValidTopicName } from './partition-directory.js';

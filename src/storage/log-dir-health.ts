@@ -3,12 +3,16 @@
 // later append and read fails with KAFKA_STORAGE_ERROR, and nothing is retried. The dir comes
 // back only when the node reopens it through recovery.
 //
+// A batch whose CRC no longer matches, found while serving it, takes the dir offline the same way
+// (cause `corruption`), so the node stops serving every partition on the dir and the recovery that
+// brings it back verifies the sealed segments.
+//
 // Shared by the LogManager and its PartitionLogs; a PartitionLog opened alone gets its own.
-// Transitions: online -> offline (never back).
+// Transitions: online -> offline (never back). LogManager.reopen replaces the whole object.
 import type { Clock } from '../util/clock.js';
 import { KavkaError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import type { LogDirState } from './api.js';
+import type { LogDirFailureCause, LogDirState } from './api.js';
 import { errorCodeOf } from './storage-fs.js';
 
 export class LogDirHealth {
@@ -54,16 +58,34 @@ export class LogDirHealth {
     const message = cause instanceof Error ? cause.message : String(cause);
     if (this.current.kind === 'online') {
       const reason = `${operation} ${path} failed: ${message.startsWith(code) ? message : `${code}: ${message}`}`;
-      this.current = { kind: 'offline', reason, sinceMs: this.clock.nowMs() };
       this.logger.error({ logDir: this.logDir, operation, path, code, err: cause }, 'I/O error; log dir is now offline');
-      for (const listener of [...this.listeners]) {
-        try {
-          listener(reason);
-        } catch (error) {
-          this.logger.error({ err: error }, 'log dir offline listener threw');
-        }
-      }
+      this.goOffline(reason, 'io');
     }
     return new KavkaError('KAFKA_STORAGE_ERROR', `${operation} ${path} failed (${code}); log dir ${this.logDir} is offline`, { cause });
+  }
+
+  /**
+   * A batch read back from `path` at byte `position` (offset `offset`) does not match its CRC:
+   * the bytes are never served, the dir goes offline (cause `corruption`), and the caller gets the
+   * error to throw. Recovery repairs the segment (log-loader.ts).
+   */
+  corrupt(path: string, position: number, offset: bigint | undefined, detail: string): KavkaError {
+    const where = `${path} is corrupt at position ${position}${offset === undefined ? '' : ` (offset ${offset})`}`;
+    if (this.current.kind === 'online') {
+      this.logger.error({ logDir: this.logDir, file: path, position, offset: offset?.toString() ?? null, detail }, 'corrupt batch found while serving it; log dir is now offline until recovery repairs it');
+      this.goOffline(`${where}: ${detail}`, 'corruption');
+    }
+    return new KavkaError('KAFKA_STORAGE_ERROR', `${where}; log dir ${this.logDir} is offline until recovery repairs it; clients retry on another replica`);
+  }
+
+  private goOffline(reason: string, cause: LogDirFailureCause): void {
+    this.current = { kind: 'offline', reason, sinceMs: this.clock.nowMs(), cause };
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(reason);
+      } catch (error) {
+        this.logger.error({ err: error }, 'log dir offline listener threw');
+      }
+    }
   }
 }

@@ -5,9 +5,17 @@
 //   was created (PartitionLog.roll). So the recovery point is the active segment's base offset:
 //   sealed segments are loaded from their index files, which are checked (whole entries, entries
 //   in order, positions inside the .log, offsets below the next segment). An index that fails the
-//   check, or is missing, is rebuilt by scanning the .log with CRC checks; a bad batch found there
-//   is corruption of acknowledged data, and the log refuses to open (KAFKA_STORAGE_ERROR naming
-//   the file, the position and the offset) instead of silently dropping what follows.
+//   check, or is missing, is rebuilt by scanning the .log with CRC checks. The CRC of every batch
+//   of every sealed segment is checked too when `verifySealedSegments` says so (the policy
+//   log.recovery.verify.sealed.segments: always, or only without a clean shutdown, or never; and
+//   always after the dir went offline for corruption).
+// - A bad batch in a sealed segment (or in an active segment the clean-shutdown marker says was
+//   complete) is corruption of fsynced, maybe acknowledged, data. It is repaired, never served:
+//   the segment file is copied aside to `<name>.log.corrupt` for the operator, the log is
+//   truncated to the corrupt batch's base offset (segments after it deleted, the segment cut
+//   there becomes the active one), the error is logged with file, offset and position, and the
+//   refetch-required marker (refetch-marker.ts) is written: the replica re-fetches the rest from
+//   its leader and does not lead until it has.
 // - The active segment (the last) after a clean shutdown: the marker records its size and the log
 //   end offset. If they match, its indexes are loaded and only its tail (from the last offset-index
 //   entry to the end, at most about index.interval.bytes plus one batch) is CRC-checked.
@@ -30,7 +38,7 @@ import { lastOffsetOf, readBatchHeader, BATCH_HEADER_SIZE, type BatchHeader } fr
 import type { Clock } from '../util/clock.js';
 import { KavkaError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import { topicPartitionName, type LogConfig, type TopicPartition } from './api.js';
+import { type LogConfig, type SealedSegmentVerification, type TopicPartition } from './api.js';
 import { TEMP_SUFFIX } from './atomic-file.js';
 import { cleanShutdownPath, readCleanShutdown, type CleanShutdownState } from './clean-shutdown-marker.js';
 import type { LeaderEpochCache } from './leader-epoch-cache.js';
@@ -44,7 +52,12 @@ import {
   TIME_INDEX_FILE_SUFFIX,
   type BatchLocation,
 } from './segment.js';
-import { isNotFound, type StorageFs } from './storage-fs.js';
+import { isNotFound, readAt, type StorageFs } from './storage-fs.js';
+import { writeRefetchMarker } from './refetch-marker.js';
+
+/** Names tried for the copy of a corrupt segment: `<name>.log.corrupt`, then `.corrupt.1`, ... */
+const CORRUPT_COPY_NAMES_MAX = 1000;
+const COPY_CHUNK_BYTES = 1024 * 1024;
 
 export interface LogRecoveryReport {
   /** The directory held no segment: this open created a new, empty log (nothing was recovered). */
@@ -62,6 +75,24 @@ export interface LogRecoveryReport {
   leaderEpochCacheRebuilt: boolean;
   /** Leader epoch entries dropped because they started at or past the log end (a crash lost their batch). */
   leaderEpochEntriesDropped: number;
+  /** Sealed segments whose every batch was CRC-checked at this open. */
+  sealedSegmentsVerified: number;
+  /** A corrupt batch of fsynced data was found and the log truncated to it (see the header). */
+  corruptionRepaired: CorruptionRepair | undefined;
+}
+
+export interface CorruptionRepair {
+  /** The segment that held the corrupt batch. */
+  file: string;
+  /** Where the whole segment file was copied before it was cut. */
+  keptAs: string;
+  /** Byte position of the corrupt batch in `file`. */
+  position: number;
+  /** The log was truncated here: the corrupt batch's base offset (one past the batch before it). */
+  truncatedToOffset: bigint;
+  reason: string;
+  /** Segments after the corrupt one that were deleted. */
+  segmentsDeleted: number;
 }
 
 export interface LoadedLog {
@@ -82,6 +113,19 @@ export interface LoadLogOptions {
   clock: Clock;
   /** Already bound to the topic-partition. */
   logger: Logger;
+  /** When to CRC-check every batch of the sealed segments (api.ts SealedSegmentVerification). */
+  verifySealedSegments: SealedSegmentVerification;
+  /** Check them whatever the policy says (the dir went offline because of corruption). */
+  forceVerification?: boolean;
+}
+
+/** One bad batch found by a scan, in segment `index`. */
+interface Damage {
+  index: number;
+  position: number;
+  /** The last offset of the last valid batch before it, if any. */
+  lastValidOffset: bigint | undefined;
+  reason: string;
 }
 
 /** Loads and recovers the partition directory (which must exist). Closes every file it opened if it fails. */
@@ -111,6 +155,8 @@ class LogLoader {
     segmentsBelowLogStartDeleted: 0,
     leaderEpochCacheRebuilt: false,
     leaderEpochEntriesDropped: 0,
+    sealedSegmentsVerified: 0,
+    corruptionRepaired: undefined,
   };
 
   constructor(private readonly options: LoadLogOptions) {
@@ -131,8 +177,11 @@ class LogLoader {
       logEndOffset = start;
     } else {
       for (const base of bases) this.segments.push(await LogSegment.open(this.fs, this.directory, base));
-      for (let i = 0; i < this.segments.length - 1; i++) await this.loadSealed(this.segments[i], this.segments[i + 1].baseOffset);
-      logEndOffset = await this.loadActive(this.segments[this.segments.length - 1], clean);
+      const verify = this.options.forceVerification === true || this.options.verifySealedSegments === 'always' || (this.options.verifySealedSegments === 'unclean' && clean === undefined);
+      let damage: Damage | undefined;
+      for (let i = 0; i < this.segments.length - 1 && damage === undefined; i++) damage = await this.loadSealed(i, verify);
+      const active = damage ?? (await this.loadActive(this.segments[this.segments.length - 1], clean, verify));
+      logEndOffset = typeof active === 'bigint' ? active : await this.repair(active);
     }
     let logStartOffset = checkpointed ?? this.segments[0].baseOffset;
     if (logStartOffset < this.segments[0].baseOffset) logStartOffset = this.segments[0].baseOffset;
@@ -177,34 +226,119 @@ class LogLoader {
     return bases;
   }
 
-  private async loadSealed(segment: LogSegment, nextBaseOffset: bigint): Promise<void> {
+  /** Loads sealed segment `index` (its indexes, checked; all its CRCs when `verify`); returns the bad batch found, if any. */
+  private async loadSealed(index: number, verify: boolean): Promise<Damage | undefined> {
+    const segment = this.segments[index];
+    const nextBaseOffset = this.segments[index + 1].baseOffset;
     const problem = await segment.loadIndexFiles(this.fs, nextBaseOffset);
-    if (problem === undefined) return;
-    this.options.logger.warn({ file: segment.logPath, reason: problem }, 'rebuilding the indexes of a sealed segment');
+    if (problem === undefined && !verify) return undefined;
     const fileSize = segment.size;
+    if (problem === undefined) {
+      const outcome = await segment.scan({ from: 0, fileSize, expectedFirstOffset: segment.baseOffset, offsetLimit: nextBaseOffset, visit: () => undefined });
+      this.report.sealedSegmentsVerified += 1;
+      return outcome.invalid === undefined ? undefined : { index, position: outcome.invalid.position, lastValidOffset: outcome.lastOffset, reason: outcome.invalid.reason };
+    }
+    this.options.logger.warn({ file: segment.logPath, reason: problem }, 'rebuilding the indexes of a sealed segment');
     segment.resetForRebuild();
     const outcome = await segment.scan({ from: 0, fileSize, expectedFirstOffset: segment.baseOffset, offsetLimit: nextBaseOffset, visit: this.rebuildVisitor(segment) });
-    if (outcome.invalid !== undefined) {
-      const after = outcome.lastOffset === undefined ? `at the start of the segment (base offset ${segment.baseOffset})` : `after offset ${outcome.lastOffset}`;
-      throw new KavkaError(
-        'KAFKA_STORAGE_ERROR',
-        `${segment.logPath} is corrupt at position ${outcome.invalid.position}, ${after}: ${outcome.invalid.reason}. ` +
-          `It is a sealed segment, so this is acknowledged data; ${topicPartitionName(this.options.topicPartition)} will not open until it is repaired (or refetched from another replica).`,
-      );
-    }
+    this.report.sealedSegmentsVerified += 1;
+    if (outcome.invalid !== undefined) return { index, position: outcome.invalid.position, lastValidOffset: outcome.lastOffset, reason: outcome.invalid.reason };
     segment.sealTimeIndex();
     await segment.writeIndexFiles(this.fs);
     this.directoryChanged = true;
     this.report.indexesRebuilt += 1;
+    return undefined;
   }
 
-  /** Loads or recovers the active segment; returns the log end offset. */
-  private async loadActive(segment: LogSegment, clean: CleanShutdownState | undefined): Promise<bigint> {
+  /**
+   * Repairs the log at a bad batch of fsynced data (see the header): copy the segment aside,
+   * delete the segments after it (newest first, a directory fsync after each, so a crash leaves a
+   * prefix), rebuild the cut segment's indexes from its valid batches, cut and fdatasync it, write
+   * the refetch-required marker. Returns the new log end offset.
+   */
+  private async repair(damage: Damage): Promise<bigint> {
+    const segment = this.segments[damage.index];
+    const truncatedToOffset = damage.lastValidOffset === undefined ? segment.baseOffset : damage.lastValidOffset + 1n;
+    const keptAs = await this.copyAside(segment);
+    const removed = this.segments.splice(damage.index + 1);
+    for (const doomed of [...removed].reverse()) {
+      await doomed.close();
+      for (const path of [doomed.logPath, doomed.indexPath, doomed.timeIndexPath]) await this.unlinkIfPresent(path);
+      await this.fs.syncDirectory(this.directory);
+    }
+    segment.resetForRebuild();
+    const rebuild = this.rebuildVisitor(segment);
+    this.lastActiveBatch = undefined;
+    await segment.scan({
+      from: 0,
+      fileSize: damage.position,
+      expectedFirstOffset: segment.baseOffset,
+      offsetLimit: undefined,
+      visit: (batch) => {
+        rebuild(batch);
+        this.lastActiveBatch = { segment, header: batch.header };
+      },
+    });
+    await segment.file.truncate(damage.position);
+    await segment.file.datasync();
+    // Its index files describe the bytes cut; the active segment's are rewritten at a clean close.
+    for (const path of [segment.indexPath, segment.timeIndexPath]) await this.unlinkIfPresent(path);
+    await this.setRollBase(segment);
+    await writeRefetchMarker(this.fs, this.directory, truncatedToOffset);
+    this.directoryChanged = true;
+    const repair: CorruptionRepair = { file: segment.logPath, keptAs, position: damage.position, truncatedToOffset, reason: damage.reason, segmentsDeleted: removed.length };
+    this.report.corruptionRepaired = repair;
+    this.report.cleanShutdown = false;
+    this.options.logger.error(
+      { file: repair.file, keptAs, position: repair.position, offset: truncatedToOffset.toString(), reason: repair.reason, segmentsDeleted: repair.segmentsDeleted },
+      `corrupt batch in ${repair.file} at position ${repair.position} (offset ${truncatedToOffset}): the segment is kept as ${keptAs}, the log is truncated to offset ${truncatedToOffset}, and the replica re-fetches the rest from its leader`,
+    );
+    return truncatedToOffset;
+  }
+
+  /** Copies the whole segment file to the first free `<name>.log.corrupt[.n]`, fsynced; returns its path. */
+  private async copyAside(segment: LogSegment): Promise<string> {
+    const names = new Set(await this.fs.readdir(this.directory));
+    const base = `${segment.logPath.slice(segment.logPath.lastIndexOf('/') + 1)}.corrupt`;
+    let name = base;
+    for (let n = 1; names.has(name); n++) {
+      if (n > CORRUPT_COPY_NAMES_MAX) throw new KavkaError('KAFKA_STORAGE_ERROR', `${this.directory} already holds ${CORRUPT_COPY_NAMES_MAX} copies of ${base}; move them away and restart`);
+      name = `${base}.${n}`;
+    }
+    const path = join(this.directory, name);
+    const copy = await this.fs.open(path, 'createNew');
+    try {
+      const size = await segment.file.size();
+      for (let position = 0; position < size; position += COPY_CHUNK_BYTES) {
+        const chunk = await readAt(segment.file, position, Math.min(COPY_CHUNK_BYTES, size - position));
+        if (chunk.length === 0) break;
+        await copy.write(chunk, position);
+      }
+      await copy.datasync();
+    } finally {
+      await copy.close();
+    }
+    await this.fs.syncDirectory(this.directory);
+    return path;
+  }
+
+  /**
+   * Loads or recovers the active segment; returns the log end offset, or the bad batch when the
+   * clean-shutdown marker says the segment was complete (so the bytes were fsynced: corruption,
+   * not a torn write) and a full scan (`verify`) found one.
+   */
+  private async loadActive(segment: LogSegment, clean: CleanShutdownState | undefined, verify: boolean): Promise<bigint | Damage> {
     if (clean !== undefined) {
       const trusted = await this.loadActiveAfterCleanShutdown(segment, clean);
-      if (trusted !== undefined) {
+      if (trusted !== undefined && !verify) {
         this.report.cleanShutdown = true;
         return trusted;
+      }
+      if (trusted !== undefined) {
+        this.report.cleanShutdown = true;
+        const outcome = await segment.scan({ from: 0, fileSize: segment.size, expectedFirstOffset: segment.baseOffset, offsetLimit: undefined, visit: () => undefined });
+        if (outcome.invalid === undefined) return trusted;
+        return { index: this.segments.length - 1, position: outcome.invalid.position, lastValidOffset: outcome.lastOffset, reason: outcome.invalid.reason };
       }
     }
     return this.recoverActive(segment);

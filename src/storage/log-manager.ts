@@ -2,9 +2,17 @@
 // partition directories in it, opening (with recovery) and deleting partition logs, and the dir's
 // online/offline state shared by its logs.
 //
-// Called by the broker (open, close) and the replica manager (createLog, deleteLog, getLog), from
-// many concurrent tasks: createLog for one partition is deduplicated while its open is in flight;
-// deleteLog waits for an open in flight before deleting.
+// Called by the broker (open, close, probe, reopen) and the replica manager (createLog, deleteLog,
+// getLog), from many concurrent tasks: createLog for one partition is deduplicated while its open
+// is in flight; deleteLog waits for an open in flight before deleting.
+//
+// Offline and back (DESIGN.md section 2): an I/O error or a corrupt batch takes the dir offline
+// (LogDirHealth). The broker then probes the dir (probe: write, fsync and delete a small file) and,
+// once that works, calls reopen: every log is closed without a sync, meta.properties checked and
+// the partition directories listed again, and a fresh health starts online. The replica manager
+// then opens each partition again through createLog, i.e. through the same recovery as at
+// start-up (no clean-shutdown marker was written, so each open recovers as after a crash), and
+// fsyncs what recovery kept before counting it durable. Nothing that failed is ever retried.
 //
 // Each partition directory records the id of the topic it belongs to (partition.metadata,
 // partition-metadata.ts), so a directory left by a deleted topic is never served as the data of a
@@ -17,14 +25,16 @@ import type { Logger } from '../util/logger.js';
 import {
   topicPartitionName,
   type LogConfig,
+  type LogDirFailureCause,
   type LogDirState,
   type LogManager,
   type LogManagerOptions,
   type PartitionLog,
+  type SealedSegmentVerification,
   type TopicPartition,
 } from './api.js';
 import { LogDirHealth } from './log-dir-health.js';
-import { ensureMetaProperties } from './meta-properties.js';
+import { ensureMetaProperties, META_PROPERTIES_FILE } from './meta-properties.js';
 import { assertTopicId, readPartitionMetadata, writePartitionMetadata } from './partition-metadata.js';
 import { openPartitionLog, type FilePartitionLog } from './partition-log.js';
 import { checkTopicPartition, DELETED_DIRECTORY_SUFFIX, parsePartitionDirectoryName } from './partition-directory.js';
@@ -38,6 +48,20 @@ import { TEMP_SUFFIX } from './atomic-file.js';
 export async function openLogManager(options: LogManagerOptions): Promise<LogManager> {
   const fs = options.fs ?? nodeStorageFs;
   const logger = options.logger.child({ logDir: options.logDir });
+  const partitions = await scanLogDir(fs, options, logger);
+  logger.info({ partitionDirectories: partitions.size }, 'log dir opened');
+  return new FileLogManager(options.logDir, fs, options.clock, logger, partitions, options.verifySealedSegments ?? 'unclean');
+}
+
+/** The file a probe of an offline dir writes, fsyncs and deletes. */
+export const PROBE_FILE = '.kavka_probe';
+
+/**
+ * What openLogManager and reopen do before any partition opens: create the dir if needed, check
+ * meta.properties, remove leftovers of interrupted deletions and writes, list the partition
+ * directories.
+ */
+async function scanLogDir(fs: StorageFs, options: LogManagerOptions, logger: Logger, reopening = false): Promise<Map<string, TopicPartition>> {
   await fs.mkdir(options.logDir);
   const names = await fs.readdir(options.logDir);
   const partitions = new Map<string, TopicPartition>();
@@ -45,20 +69,26 @@ export async function openLogManager(options: LogManagerOptions): Promise<LogMan
     const tp = parsePartitionDirectoryName(name);
     if (tp !== undefined && (await fs.stat(join(options.logDir, name)))?.isDirectory === true) partitions.set(name, tp);
   }
-  // Ownership first: nothing in a dir that belongs to another node or cluster is touched.
-  await ensureMetaProperties(fs, options.logDir, { clusterId: options.clusterId, nodeId: options.nodeId }, partitions.size > 0);
+  // Ownership first: nothing in a dir that belongs to another node or cluster is touched. (A
+  // reopen checks only that the file is still there: it was checked at start-up.)
+  if (reopening) {
+    if ((await fs.stat(join(options.logDir, META_PROPERTIES_FILE))) === undefined) {
+      throw new KavkaError('KAFKA_STORAGE_ERROR', `${join(options.logDir, META_PROPERTIES_FILE)} is gone; the log dir stays offline until the node restarts`);
+    }
+  } else {
+    await ensureMetaProperties(fs, options.logDir, { clusterId: options.clusterId, nodeId: options.nodeId }, partitions.size > 0);
+  }
   for (const name of names) {
     const path = join(options.logDir, name);
     if (name.endsWith(DELETED_DIRECTORY_SUFFIX)) {
       logger.info({ directory: name }, 'removing a partition directory whose deletion was interrupted');
       await fs.removeDirectory(path);
-    } else if (name.endsWith(TEMP_SUFFIX)) {
+    } else if (name.endsWith(TEMP_SUFFIX) || name === PROBE_FILE) {
       await fs.unlink(path);
     }
   }
   await fs.syncDirectory(options.logDir);
-  logger.info({ partitionDirectories: partitions.size }, 'log dir opened');
-  return new FileLogManager(options.logDir, fs, options.clock, logger, partitions);
+  return partitions;
 }
 
 /** An open log and the topic id its directory belongs to. */
@@ -74,13 +104,23 @@ interface OpeningLog {
 }
 
 class FileLogManager implements LogManager {
-  private readonly health: LogDirHealth;
+  /** Replaced by reopen: the logs of one online period share one. */
+  private health: LogDirHealth;
   private readonly open = new Map<string, OpenLog>();
   private readonly opening = new Map<string, OpeningLog>();
   private readonly offlineListeners = new Set<(reason: string) => void>();
   private closed = false;
+  private reopening = false;
   /** Makes `-delete` directory names unique within this process's lifetime. */
   private deletions = 0;
+  private failureCount = 0;
+  private repairCount = 0;
+  /**
+   * Partitions to open for the first time since a reopen, by name: their open fsyncs what
+   * recovery kept (a failed fsync may have left written pages the disk never got), and CRC-checks
+   * their sealed segments whatever the policy when the dir went offline for corruption.
+   */
+  private readonly reopened = new Map<string, { cause: LogDirFailureCause }>();
 
   constructor(
     readonly logDir: string,
@@ -88,10 +128,16 @@ class FileLogManager implements LogManager {
     private readonly clock: Clock,
     private readonly logger: Logger,
     /** Partition directories by name, open or not. */
-    private readonly partitions: Map<string, TopicPartition>,
+    private partitions: Map<string, TopicPartition>,
+    private readonly verifySealedSegments: SealedSegmentVerification,
   ) {
-    this.health = new LogDirHealth(logDir, clock, logger);
-    this.health.onOffline((reason) => {
+    this.health = this.newHealth();
+  }
+
+  private newHealth(): LogDirHealth {
+    const health = new LogDirHealth(this.logDir, this.clock, this.logger);
+    health.onOffline((reason) => {
+      this.failureCount += 1;
       for (const listener of [...this.offlineListeners]) {
         try {
           listener(reason);
@@ -100,6 +146,60 @@ class FileLogManager implements LogManager {
         }
       }
     });
+    return health;
+  }
+
+  get failures(): number {
+    return this.failureCount;
+  }
+
+  get corruptionRepairs(): number {
+    return this.repairCount;
+  }
+
+  /**
+   * See LogManager.probe: `<logDir>/.kavka_probe` written, fdatasynced and deleted, and the dir
+   * fsynced, through the same fs as the logs. Rejects with the I/O error; changes no state.
+   */
+  async probe(): Promise<void> {
+    this.checkOpen();
+    const path = join(this.logDir, PROBE_FILE);
+    const file = await this.fs.open(path, 'truncate');
+    try {
+      await file.write(Buffer.from(`probe ${this.clock.nowMs()}\n`), 0);
+      await file.datasync();
+    } finally {
+      await file.close().catch(() => undefined);
+    }
+    await this.fs.unlink(path);
+    await this.fs.syncDirectory(this.logDir);
+  }
+
+  /** See LogManager.reopen. */
+  async reopen(): Promise<void> {
+    this.checkOpen();
+    const state = this.health.state;
+    assert(state.kind === 'offline', `reopen of ${this.logDir} while it is online`);
+    assert(!this.reopening, `a reopen of ${this.logDir} is already running`);
+    this.reopening = true;
+    try {
+      await Promise.allSettled([...this.opening.values()].map((entry) => entry.promise));
+      const logs = [...this.open.values()].map((entry) => entry.log);
+      // The dir is offline, so close() syncs nothing and writes no marker: each open recovers.
+      await Promise.allSettled(logs.map((log) => log.close()));
+      this.open.clear();
+      this.logger.info({ logs: logs.length, cause: state.cause }, 'reopening the log dir: every log closed without a sync');
+      this.partitions = await scanLogDir(this.fs, { logDir: this.logDir, nodeId: 0, clusterId: '', clock: this.clock, logger: this.logger }, this.logger, true);
+      this.reopened.clear();
+      for (const name of this.partitions.keys()) this.reopened.set(name, { cause: state.cause });
+      this.health = this.newHealth();
+      this.logger.info({ partitionDirectories: this.partitions.size, offlineSinceMs: state.sinceMs }, 'log dir is online again; partitions reopen through recovery');
+    } catch (error) {
+      if (error instanceof KavkaError || error instanceof AssertionError) throw error;
+      throw new KavkaError('KAFKA_STORAGE_ERROR', `reopening log dir ${this.logDir} failed; it stays offline`, { cause: error });
+    } finally {
+      this.reopening = false;
+    }
   }
 
   get state(): LogDirState {
@@ -141,8 +241,10 @@ class FileLogManager implements LogManager {
       return 'log' in existing ? existing.log : existing.promise;
     }
     let log: FilePartitionLog | undefined;
-    const promise = this.prepareDirectory(name, topicId).then(() =>
-      openPartitionLog({
+    const reopened = this.reopened.get(name);
+    this.reopened.delete(name);
+    const promise = this.prepareDirectory(name, topicId).then(async () => {
+      const opened = await openPartitionLog({
         directory: join(this.logDir, name),
         topicPartition: { topic: tp.topic, partition: tp.partition },
         config,
@@ -150,11 +252,17 @@ class FileLogManager implements LogManager {
         logger: this.logger,
         fs: this.fs,
         health: this.health,
+        verifySealedSegments: this.verifySealedSegments,
+        forceVerification: reopened?.cause === 'corruption',
         onClosed: () => {
           if (this.open.get(name)?.log === log) this.open.delete(name);
         },
-      }),
-    );
+      });
+      if (opened.recovery.corruptionRepaired !== undefined) this.repairCount += 1;
+      // What recovery read back may sit only in the page cache after a failed fsync: sync it now (a new sync, not a retry).
+      if (reopened !== undefined) await opened.flush();
+      return opened;
+    });
     this.opening.set(name, { promise, topicId });
     this.partitions.set(name, { topic: tp.topic, partition: tp.partition });
     return promise.then(

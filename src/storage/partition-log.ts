@@ -52,9 +52,11 @@ import {
   type PartitionLog,
   type ReadOptions,
   type ReadResult,
+  type SealedSegmentVerification,
   type TimestampOffset,
   type TopicPartition,
 } from './api.js';
+import { readRefetchMarker, removeRefetchMarker } from './refetch-marker.js';
 import { stampLeaderFields, stampLogAppendTime, validateBatchesForAppend, validateBatchesForFollowerAppend } from './append-validation.js';
 import { writeCleanShutdown } from './clean-shutdown-marker.js';
 import { GroupCommit } from './group-commit.js';
@@ -66,7 +68,7 @@ import { loadLog, type LoadedLog, type LogRecoveryReport } from './log-loader.js
 import { writeLogStartOffset } from './log-start-offset-checkpoint.js';
 import { producerBatchMetaOf, ProducerStateManager, replayBatchOf, type ProducerStateOptions, type ProducerStateSnapshot, type ReplayBatch } from './producer-state.js';
 import { deleteAllProducerSnapshots, loadProducerState, retainLatestProducerSnapshots, writeProducerSnapshot } from './producer-state-snapshot.js';
-import { LogSegment, type BatchLocation, type SegmentCut } from './segment.js';
+import { CorruptBatchError, LogSegment, type BatchLocation, type SegmentCut } from './segment.js';
 import { isNotFound, nodeStorageFs, type StorageFs } from './storage-fs.js';
 import { SerialQueue } from './serial-queue.js';
 
@@ -86,6 +88,10 @@ export interface PartitionLogOptions {
   health?: LogDirHealth;
   /** Called once when the log has closed (the LogManager forgets it then). */
   onClosed?: () => void;
+  /** When recovery CRC-checks every batch of the sealed segments; default `unclean`. */
+  verifySealedSegments?: SealedSegmentVerification;
+  /** Check them whatever the policy (the dir went offline because of corruption). */
+  forceVerification?: boolean;
 }
 
 /** Opens (recovering) or creates a partition log. Rejects with KAFKA_STORAGE_ERROR on corruption or I/O errors. */
@@ -101,7 +107,17 @@ export async function openPartitionLog(options: PartitionLogOptions): Promise<Fi
       await fs.mkdir(options.directory);
       await fs.syncDirectory(dirname(options.directory));
     }
-    const loaded = await loadLog({ fs, directory: options.directory, topicPartition: options.topicPartition, config: options.config, clock: options.clock, logger });
+    const loaded = await loadLog({
+      fs,
+      directory: options.directory,
+      topicPartition: options.topicPartition,
+      config: options.config,
+      clock: options.clock,
+      logger,
+      verifySealedSegments: options.verifySealedSegments ?? 'unclean',
+      forceVerification: options.forceVerification,
+    });
+    let refetchRequired: bigint | undefined;
     let producers: LoadedProducers;
     try {
       producers = await loadProducers({
@@ -115,15 +131,24 @@ export async function openPartitionLog(options: PartitionLogOptions): Promise<Fi
         options: { unknownProducerPolicy: 'reject', partitionName: name },
         logger,
       });
+      refetchRequired = await readRefetchMarker(fs, options.directory);
     } catch (error) {
       for (const segment of loaded.segments) await segment.close().catch(() => undefined);
       throw error;
     }
+    const { corruptionRepaired, ...report } = loaded.report;
     logger.info(
-      { ...loaded.report, ...producers.report, logStartOffset: loaded.logStartOffset.toString(), logEndOffset: loaded.logEndOffset.toString() },
+      {
+        ...report,
+        ...producers.report,
+        corruptionRepairedAt: corruptionRepaired?.truncatedToOffset.toString() ?? null,
+        refetchRequiredFrom: refetchRequired?.toString() ?? null,
+        logStartOffset: loaded.logStartOffset.toString(),
+        logEndOffset: loaded.logEndOffset.toString(),
+      },
       openedLogMessage(loaded.report),
     );
-    return new FilePartitionLog(options, fs, logger, health, loaded, producers.manager);
+    return new FilePartitionLog(options, fs, logger, health, loaded, producers.manager, refetchRequired);
   } catch (error) {
     throw asStorageError(health, 'open', options.directory, error);
   }
@@ -131,6 +156,7 @@ export async function openPartitionLog(options: PartitionLogOptions): Promise<Fi
 
 function openedLogMessage(report: LogRecoveryReport): string {
   if (report.created) return 'log created (new and empty)';
+  if (report.corruptionRepaired !== undefined) return 'log recovered after repairing a corrupt batch; it must re-fetch from its leader before it may lead';
   return report.cleanShutdown ? 'log loaded after a clean shutdown' : 'log recovered';
 }
 
@@ -261,6 +287,7 @@ export class FilePartitionLog implements PartitionLog {
     private readonly health: LogDirHealth,
     loaded: LoadedLog,
     producers: ProducerStateManager,
+    private refetchFrom: bigint | undefined,
   ) {
     const { segments, logStartOffset, logEndOffset } = loaded;
     assert(segments.length > 0, 'a log has an active segment');
@@ -329,6 +356,26 @@ export class FilePartitionLog implements PartitionLog {
 
   private get activeSegment(): LogSegment {
     return this.segments[this.segments.length - 1];
+  }
+
+  get refetchRequired(): bigint | undefined {
+    return this.refetchFrom;
+  }
+
+  /** See PartitionLog.clearRefetchRequired. In the queue, so it is ordered with truncations. */
+  async clearRefetchRequired(): Promise<void> {
+    if (this.refetchFrom === undefined) return;
+    this.checkUsable('clear the refetch marker of', false);
+    return this.queue.run(async () => {
+      this.checkUsable('clear the refetch marker of', true);
+      try {
+        await removeRefetchMarker(this.fs, this.directory);
+      } catch (error) {
+        throw asStorageError(this.health, 'remove refetch marker', this.directory, error);
+      }
+      this.logger.info({ truncatedToOffset: this.refetchFrom?.toString() ?? null, logEndOffset: this.logEnd.toString() }, 'the replica re-fetched what its corruption repair dropped; it may lead again');
+      this.refetchFrom = undefined;
+    });
   }
 
   /** Takes effect for the next append; validation fails with INVALID_CONFIG naming the key. */
@@ -688,6 +735,8 @@ export class FilePartitionLog implements PartitionLog {
     try {
       return await body();
     } catch (error) {
+      // Corrupt bytes are never served: this replica stops serving until recovery repairs them.
+      if (error instanceof CorruptBatchError) throw this.health.corrupt(error.file, error.position, error.offset, error.detail);
       throw asStorageError(this.health, operation, this.directory, error);
     } finally {
       this.readsInFlight -= 1;

@@ -12,7 +12,7 @@
 // Called by PartitionLog (appends and reads) and the log loader (recovery). Reads may overlap
 // appends: they see the batches below the `end` their caller snapshotted.
 import { join } from 'node:path';
-import { BATCH_HEADER_SIZE, LOG_OVERHEAD, lastOffsetOf, readBatchHeader, scanBatches, type BatchHeader } from '../codec/record-batch.js';
+import { BATCH_HEADER_SIZE, LOG_OVERHEAD, isBatchCrcValid, lastOffsetOf, readBatchHeader, scanBatches, type BatchHeader } from '../codec/record-batch.js';
 import { assert } from '../util/assert.js';
 import { KavkaError } from '../util/errors.js';
 import { writeFileAtomic } from './atomic-file.js';
@@ -41,6 +41,23 @@ export function segmentFileName(baseOffset: bigint, suffix: string): string {
 export function parseSegmentLogName(fileName: string): bigint | undefined {
   const match = SEGMENT_LOG_NAME.exec(fileName);
   return match === null ? undefined : BigInt(match[1]);
+}
+
+/**
+ * Bytes read back from a segment are not what was written: a batch that fails its CRC-32C, or
+ * framing that does not fit the file. PartitionLog turns it into an offline log dir
+ * (LogDirHealth.corrupt) when it happens while serving.
+ */
+export class CorruptBatchError extends KavkaError {
+  constructor(
+    readonly file: string,
+    readonly position: number,
+    /** The offset the batch should start at (one past the batch before it: its own header may be the damaged part); undefined when not known. */
+    readonly offset: bigint | undefined,
+    readonly detail: string,
+  ) {
+    super('KAFKA_STORAGE_ERROR', `${file} is corrupt at position ${position}${offset === undefined ? '' : ` (offset ${offset})`}: ${detail}`);
+  }
 }
 
 export interface BatchLocation {
@@ -314,19 +331,28 @@ export class LogSegment {
     const first = await this.findBatch(start, end, (header) => lastOffsetOf(header) >= fetchOffset);
     if (first === undefined) return undefined;
     const empty: SegmentRead = { batches: EMPTY, nextOffset: fetchOffset };
-    if (lastOffsetOf(first.header) >= maxOffset) return empty;
+    if (lastOffsetOf(first.header) >= maxOffset) {
+      // Rare (a high watermark inside a batch), or a damaged offset field: check before answering nothing.
+      if (!isBatchCrcValid(await this.readExact(first.position, first.size))) throw new CorruptBatchError(this.logPath, first.position, undefined, 'the batch does not match its CRC-32C');
+      return empty;
+    }
     if (first.size > maxBytes && !minOneBatch) return empty;
     const data = await this.readExact(first.position, Math.min(end - first.position, Math.max(maxBytes, first.size)));
     // Cut at the last whole batch below maxOffset; the read may end inside the next batch.
+    // Every batch served is checked against its CRC first (STYLE.md: once written, again read).
     let cut = 0;
     let nextOffset = fetchOffset;
+    let expectedBase = first.header.baseOffset;
     while (cut + BATCH_HEADER_SIZE <= data.length) {
       const size = data.readInt32BE(cut + 8) + LOG_OVERHEAD;
       if (size < BATCH_HEADER_SIZE || cut + size > data.length) break;
+      // Before its offsets are believed: a damaged lastOffsetDelta must not hide the batch behind maxOffset.
+      if (!isBatchCrcValid(data.subarray(cut, cut + size))) throw new CorruptBatchError(this.logPath, first.position + cut, expectedBase, 'the batch does not match its CRC-32C');
       const lastOffset = data.readBigInt64BE(cut) + BigInt(data.readInt32BE(cut + 23));
       if (lastOffset >= maxOffset) break;
       cut += size;
       nextOffset = lastOffset + 1n;
+      expectedBase = nextOffset;
     }
     assert(cut >= first.size, `the first batch at ${first.position} is returned whole`);
     return { batches: data.subarray(0, cut), nextOffset };
@@ -379,8 +405,8 @@ export class LogSegment {
     return undefined;
   }
 
-  corruption(position: number, reason: string): KavkaError {
-    return new KavkaError('KAFKA_STORAGE_ERROR', `${this.logPath} is corrupt at position ${position}: ${reason}`);
+  corruption(position: number, reason: string): CorruptBatchError {
+    return new CorruptBatchError(this.logPath, position, undefined, reason);
   }
 
   close(): Promise<void> {

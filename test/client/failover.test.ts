@@ -34,7 +34,8 @@ function produceAnswer(request: ProduceRequest__Output, errorCode: ErrorName, ba
 }
 
 describe('producer failover', () => {
-  it('refreshes metadata and follows a moved leader after NOT_LEADER_OR_FOLLOWER', async () => {
+  // KAFKA_STORAGE_ERROR: the leader's log dir went offline (Kavka issue 6); treated like a moved leader.
+  it.each(['NOT_LEADER_OR_FOLLOWER', 'KAFKA_STORAGE_ERROR'] as const)('refreshes metadata and follows a moved leader after %s', async (refusal) => {
     let metadataCalls = 0;
     const produced: string[] = [];
     const nodes: { nodeId: number; port: number }[] = [];
@@ -50,7 +51,7 @@ describe('producer failover', () => {
       });
       call.on('end', () => call.end());
     };
-    const one = await startFakeBroker({ Metadata: metadata, ProduceStream: streamFor('one', 'NOT_LEADER_OR_FOLLOWER') });
+    const one = await startFakeBroker({ Metadata: metadata, ProduceStream: streamFor('one', refusal) });
     const two = await startFakeBroker({ Metadata: metadata, ProduceStream: streamFor('two', 'NONE') });
     brokers.push(one, two);
     nodes.push({ nodeId: 1, port: one.port }, { nodeId: 2, port: two.port });
@@ -143,7 +144,7 @@ describe('producer failover', () => {
 });
 
 describe('consumer failover', () => {
-  it('moves its fetches to the new leader after NOT_LEADER_OR_FOLLOWER', async () => {
+  it.each(['NOT_LEADER_OR_FOLLOWER', 'KAFKA_STORAGE_ERROR'] as const)('moves its fetches to the new leader after %s', async (refusal) => {
     let metadataCalls = 0;
     const nodes: { nodeId: number; port: number }[] = [];
     const batch = encodeRecordBatch({ records: [{ key: null, value: Buffer.from('from-two'), headers: [], timestamp: 1n }] });
@@ -159,7 +160,7 @@ describe('consumer failover', () => {
       const data = offset === '0' ? batches : Buffer.alloc(0);
       callback(null, { topics: [{ name: 't', partitions: [{ partition: 0, errorCode, highWatermark: '1', logStartOffset: '0', batches: errorCode === 'NONE' ? data : Buffer.alloc(0), nextFetchOffset: '1' }] }] });
     };
-    const one = await startFakeBroker({ Metadata: metadata, ListOffsets: listOffsets, Fetch: fetchFor('NOT_LEADER_OR_FOLLOWER', Buffer.alloc(0)) });
+    const one = await startFakeBroker({ Metadata: metadata, ListOffsets: listOffsets, Fetch: fetchFor(refusal, Buffer.alloc(0)) });
     const two = await startFakeBroker({ Metadata: metadata, ListOffsets: listOffsets, Fetch: fetchFor('NONE', batch) });
     brokers.push(one, two);
     nodes.push({ nodeId: 1, port: one.port }, { nodeId: 2, port: two.port });

@@ -60,6 +60,17 @@ describe('broker config', () => {
     expect(configError(() => buildBrokerConfig({ overrides: new Map([['auto.create.topics.enable', 'yes']]) })).message).toContain('auto.create.topics.enable');
   });
 
+  it('checks the disk-fault keys (Kavka issue 6), naming them', () => {
+    const defaults = buildBrokerConfig({});
+    expect(defaults.get('log.dir.offline.probe.interval.ms')).toBe(10_000);
+    expect(defaults.get('log.recovery.verify.sealed.segments')).toBe('unclean');
+    expect(buildBrokerConfig({ overrides: new Map([['log.recovery.verify.sealed.segments', 'always']]) }).get('log.recovery.verify.sealed.segments')).toBe('always');
+    expect(configError(() => buildBrokerConfig({ overrides: new Map([['log.dir.offline.probe.interval.ms', '0']]) })).message).toContain('log.dir.offline.probe.interval.ms');
+    const choice = configError(() => buildBrokerConfig({ overrides: new Map([['log.recovery.verify.sealed.segments', 'sometimes']]) }));
+    expect(choice.message).toContain('log.recovery.verify.sealed.segments');
+    expect(choice.message).toContain('always, unclean, never');
+  });
+
   it('checks listeners: a CLIENT listener, known names, well-formed addresses', () => {
     expect(configError(() => buildBrokerConfig({ overrides: new Map([['listeners', 'INTERNAL://127.0.0.1:9192']]) })).message).toContain('CLIENT');
     expect(configError(() => buildBrokerConfig({ overrides: new Map([['listeners', 'CLIENT://127.0.0.1']]) })).message).toContain('listeners');

@@ -65,6 +65,20 @@ describe('broker heartbeats', () => {
     expect(replayAll(image, records).topic('t')?.partitions[0]).toMatchObject({ leader: 2, isr: [2] });
   });
 
+  it('fences a broker that reports an offline log dir for data (leaders move, it leaves the ISR), and unfences it once the dir is back (Kavka issue 6)', () => {
+    const offline = handleHeartbeat(image, heartbeat({ offlineLogDirs: ['/data/node-1'] }), 0);
+    expect(offline.response).toEqual({ isFenced: true, shouldShutdown: false });
+    expect(offline.records[0]).toEqual({ type: 'FenceBroker', nodeId: 1 });
+    const fenced = replayAll(image, offline.records);
+    expect(fenced.topic('t')?.partitions[0]).toMatchObject({ leader: 2, isr: [2] });
+    // Still offline: nothing more to write; a heartbeat that no longer lists it unfences it.
+    expect(handleHeartbeat(fenced, heartbeat({ offlineLogDirs: ['/data/node-1'] }), 0).records).toEqual([]);
+    const back = handleHeartbeat(fenced, heartbeat({ offlineLogDirs: [] }), 0);
+    expect(back.records).toEqual([{ type: 'UnfenceBroker', nodeId: 1 }]);
+    // Back in service but not in the ISR: it rejoins only through the leader's AlterPartition.
+    expect(replayAll(fenced, back.records).topic('t')?.partitions[0]).toMatchObject({ leader: 2, isr: [2] });
+  });
+
   it('a broker that comes back leads the partitions left offline with it as last ISR member', () => {
     const after = (img: typeof image, request: BrokerHeartbeatRequest) => replayAll(img, handleHeartbeat(img, request, 0).records);
     const allDown = after(after(image, heartbeat({ brokerId: 2, incarnationId: incarnation(2), wantShutdown: true })), heartbeat({ wantShutdown: true }));

@@ -27,6 +27,7 @@ import type { PartitionMetadata__Output } from '../../src/gen/kavka/v1/Partition
 import { call, rawClient } from '../server/raw-client.js';
 import { reservePorts } from '../../src/harness/cluster-process.js';
 import { ProxyMesh } from '../../src/harness/fault-proxy.js';
+import type { StorageFs } from '../../src/storage/index.js';
 
 export const READY_TIMEOUT_MS = 30_000;
 
@@ -60,6 +61,8 @@ export interface TestClusterOptions {
    * reach the CLIENT listeners directly.
    */
   proxies?: boolean;
+  /** The storage interface of single nodes (e.g. a FaultInjectingFs), kept across restarts. */
+  nodeFs?: Record<number, StorageFs>;
 }
 
 export interface TestCluster {
@@ -186,7 +189,7 @@ async function startTestClusterOnce(n: number, overrides: Record<string, string>
     const deadline = Date.now() + 5_000;
     for (;;) {
       try {
-        node.broker = await startBroker({ config: configFor(node), logger });
+        node.broker = await startBroker({ config: configFor(node), logger, fs: options.nodeFs?.[node.id] });
         return node.broker;
       } catch (error) {
         if (!isAddressInUse(error) || Date.now() >= deadline) {

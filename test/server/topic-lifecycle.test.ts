@@ -67,8 +67,8 @@ describe('topic incarnations', () => {
   });
 });
 
-describe('a partition that cannot be opened', () => {
-  it('is answered with KAFKA_STORAGE_ERROR while the node serves the others', async () => {
+describe('a partition repaired after corruption with no other replica to re-fetch from (Kavka issue 6)', () => {
+  it('is answered with KAFKA_STORAGE_ERROR, never served truncated, while the node serves the others', async () => {
     node = await startTestBroker();
     await admin(node.clientAddress, 'CreateTopics', { topics: [{ name: 'seg', numPartitions: 2, configs: { 'segment.bytes': '16384' } }] });
     for (let i = 0; i < 40; i++) {
@@ -89,6 +89,8 @@ describe('a partition that cannot be opened', () => {
     expect((await values(node.clientAddress, 'seg', 1)).length).toBeGreaterThan(10);
     expect(await produce(node.clientAddress, 'seg', 'y', 1)).toBe('NONE');
     const metrics = await (await fetch(`http://${node.adminAddress}/metrics`)).text();
-    expect(metrics).toMatch(/kavka_partitions_offline\{node_id="1"\} 1/);
+    expect(metrics).toMatch(/kavka_log_corruption_repairs_total\{node_id="1"\} 1/);
+    // The damaged segment is kept for the operator.
+    expect(await readFile(`${sealed}.corrupt`)).toEqual(bytes);
   });
 });

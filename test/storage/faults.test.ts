@@ -1,9 +1,10 @@
 // Disk faults through the storage interface (DESIGN.md section 2 and 8): a write or fsync error
 // takes the whole log dir offline, every later append and read fails with KAFKA_STORAGE_ERROR,
 // the failed fsync is never retried, and reopening recovers every acknowledged record.
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FaultInjectingFs, openLogManager, type LogManager, type PartitionLog } from '../../src/storage/index.js';
+import { FaultInjectingFs, openLogManager, type FilePartitionLog, type LogManager, type PartitionLog } from '../../src/storage/index.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { batch, makeTempDir, readAllBatches, removeTempDir, START_MS, testConfig, TOPIC_ID } from './helpers/fixtures.js';
@@ -124,5 +125,58 @@ describe('an fsync error', () => {
     expect(manager.state.kind).toBe('offline');
     await manager.close();
     expect(await reopenedOffsets(ORDERS)).toEqual([0n, 1n]);
+  });
+});
+
+describe('space returns (Kavka issue 6)', () => {
+  it('a probe fails while the disk is full and works once it is not; reopen brings the dir back through recovery, never by retrying the failed fsync', async () => {
+    const fs = new FaultInjectingFs();
+    const manager = await open(fs);
+    const orders = await manager.createLog(ORDERS, testConfig(), TOPIC_ID);
+    for (let i = 0; i < 4; i++) await orders.appendAsLeader(batch({ tag: i }), 0);
+    // The disk is full for everything: appends, the probe file, the checkpoint files.
+    fs.failAlways('write', 'ENOSPC');
+    fs.failAlways('datasync', 'ENOSPC');
+    await storageErrorOf(orders.appendAsLeader(batch({ tag: 9 }), 0));
+    expect(manager.state).toMatchObject({ kind: 'offline', cause: 'io' });
+    expect(manager.failures).toBe(1);
+    await expect(manager.probe()).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(manager.state.kind).toBe('offline');
+
+    fs.clearFaults();
+    fs.clearCalls();
+    await manager.probe();
+    expect(fs.calls.filter((c) => c.path.endsWith('.log'))).toEqual([]); // the probe touches no log
+    await manager.reopen();
+    expect(manager.state.kind).toBe('online');
+    expect(manager.getLog(ORDERS)).toBeUndefined();
+    expect(manager.partitionDirectories()).toEqual([ORDERS]);
+    const reopened = (await manager.createLog(ORDERS, testConfig(), TOPIC_ID)) as FilePartitionLog;
+    // No clean-shutdown marker was written while offline: the open recovered as after a crash.
+    expect(reopened.recovery.cleanShutdown).toBe(false);
+    expect((await readAllBatches(reopened)).map((b) => b.baseOffset)).toEqual([0n, 1n, 2n, 3n]);
+    expect((await reopened.appendAsLeader(batch({ tag: 10 }), 0)).baseOffset).toBe(4n);
+    await expect(orders.read(0n, 100, { maxOffset: 4n, minOneBatch: true })).rejects.toMatchObject({ code: 'KAFKA_STORAGE_ERROR' }); // the old object stays closed
+    await manager.close();
+  });
+
+  it('a reopen after corruption CRC-checks the sealed segments whatever the policy, and counts the repair', async () => {
+    const manager = await openLogManager({ logDir: join(dir, 'data'), nodeId: 1, clusterId: 'c1', clock: new ManualClock(START_MS), logger: silentLogger(), verifySealedSegments: 'never' });
+    const config = testConfig({ segmentBytes: 2000 });
+    const orders = await manager.createLog(ORDERS, config, TOPIC_ID);
+    for (let i = 0; i < 30; i++) await orders.appendAsLeader(batch({ tag: i, valueBytes: 100 }), 0);
+    const path = join(dir, 'data', 'orders-0', '00000000000000000000.log');
+    const bytes = await readFile(path);
+    bytes[200] ^= 0x04;
+    await writeFile(path, bytes);
+    await storageErrorOf(orders.read(0n, 64 * 1024, { maxOffset: orders.logEndOffset, minOneBatch: true }));
+    expect(manager.state).toMatchObject({ kind: 'offline', cause: 'corruption' });
+    await manager.probe();
+    await manager.reopen();
+    const repaired = (await manager.createLog(ORDERS, config, TOPIC_ID)) as FilePartitionLog;
+    expect(repaired.recovery.corruptionRepaired?.file).toBe(path);
+    expect(repaired.refetchRequired).toBe(repaired.logEndOffset);
+    expect(manager.corruptionRepairs).toBe(1);
+    await manager.close();
   });
 });

@@ -134,7 +134,7 @@ describe('recovery on open', () => {
     await log.close();
   });
 
-  it('refuses to open when a sealed segment is corrupt in the middle, naming the file, position and offset', async () => {
+  it('repairs a sealed segment found corrupt by an index rebuild: truncated at the bad batch, the file kept aside, refetch required', async () => {
     const { batches } = await writeLog();
     const logPath = join(partitionDir, `${SEGMENT_0}.log`);
     const bytes = await readFile(logPath);
@@ -142,19 +142,18 @@ describe('recovery on open', () => {
     const position = batches.slice(0, 3).reduce((sum, b) => sum + b.bytes.length, 0);
     bytes[position + victim.bytes.length - 2] ^= 0xff;
     await writeFile(logPath, bytes);
-    // With its index intact a sealed segment is trusted (as Kafka does); an index rebuild reads it all.
+    // With its index intact (and a clean shutdown) a sealed segment is trusted, as Kafka does; an index rebuild reads it all.
     await unlink(join(partitionDir, `${SEGMENT_0}.index`));
-    const error = await openTestLog(partitionDir, { config: CONFIG }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(error).toMatchObject({ code: 'KAFKA_STORAGE_ERROR' });
-    const message = (error as Error).message;
-    expect(message).toContain(logPath);
-    expect(message).toContain(`position ${position}`);
-    expect(message).toContain(`after offset ${batches[2].lastOffset}`);
-    // Nothing was cut.
-    expect((await readFile(logPath)).length).toBe(bytes.length);
+    const log = await openTestLog(partitionDir, { config: CONFIG });
+    expect(log.recovery.corruptionRepaired).toMatchObject({ file: logPath, keptAs: `${logPath}.corrupt`, position, truncatedToOffset: victim.baseOffset });
+    expect(log.logEndOffset).toBe(victim.baseOffset);
+    expect(log.refetchRequired).toBe(victim.baseOffset);
+    expect(log.segmentBaseOffsets).toEqual([0n]);
+    await expectSameBatches(log, batches.slice(0, 3));
+    // The operator's copy is the whole segment as it was found.
+    expect((await readFile(`${logPath}.corrupt`)).equals(bytes)).toBe(true);
+    expect((await readFile(logPath)).length).toBe(position);
+    await log.close();
   });
 
   it('deletes leftover temp files and orphan indexes', async () => {

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { encodeRecordBatch, readBatchHeader, scanBatches, type CompressionName } from '../../../src/codec/record-batch.js';
 import { ManualClock } from '../../../src/util/clock.js';
 import { createLogger, silentLogger, type Logger } from '../../../src/util/logger.js';
-import { openPartitionLog, type FilePartitionLog, type LogConfig, type PartitionLog, type StorageFs, type TopicPartition } from '../../../src/storage/index.js';
+import { openPartitionLog, type FilePartitionLog, type LogConfig, type PartitionLog, type SealedSegmentVerification, type StorageFs, type TopicPartition } from '../../../src/storage/index.js';
 
 export const TP: TopicPartition = { topic: 'orders', partition: 0 };
 export const START_MS = 1_700_000_000_000;
@@ -68,6 +68,7 @@ export interface OpenOptions {
   clock?: ManualClock;
   fs?: StorageFs;
   logger?: Logger;
+  verifySealedSegments?: SealedSegmentVerification;
 }
 
 export function openTestLog(directory: string, options: OpenOptions = {}): Promise<FilePartitionLog> {
@@ -78,6 +79,7 @@ export function openTestLog(directory: string, options: OpenOptions = {}): Promi
     clock: options.clock ?? new ManualClock(START_MS),
     logger: options.logger ?? silentLogger(),
     fs: options.fs,
+    verifySealedSegments: options.verifySealedSegments,
   });
 }
 

@@ -19,6 +19,13 @@ export interface BrokerHeartbeatRequest {
    */
   'metadataDirectoryId'?: (string);
   'metadataRejoining'?: (boolean);
+  /**
+   * Log dirs of this broker that are offline after a write or fsync error or a corrupt batch
+   * (DESIGN.md section 2). While any is listed the controller keeps the broker fenced for data:
+   * its partitions elect other leaders from their ISRs and it leaves the ISRs. It stays a Raft
+   * voter. Empty again once the broker has reopened the dir through recovery.
+   */
+  'offlineLogDirs'?: (string)[];
 }
 
 export interface BrokerHeartbeatRequest__Output {
@@ -37,4 +44,11 @@ export interface BrokerHeartbeatRequest__Output {
    */
   'metadataDirectoryId': (string);
   'metadataRejoining': (boolean);
+  /**
+   * Log dirs of this broker that are offline after a write or fsync error or a corrupt batch
+   * (DESIGN.md section 2). While any is listed the controller keeps the broker fenced for data:
+   * its partitions elect other leaders from their ISRs and it leaves the ISRs. It stays a Raft
+   * voter. Empty again once the broker has reopened the dir through recovery.
+   */
+  'offlineLogDirs': (string)[];
 }
