@@ -22,6 +22,8 @@ export interface FollowerState {
   lastFetchTimeMs: number;
   /** The leader's log end at the follower's previous fetch. */
   leaderEndOffsetAtLastFetch: bigint;
+  /** Fetches received from it in this leader epoch, each counted once, when it arrives (see confirmLeadership). */
+  fetchCount: number;
 }
 
 export class PartitionState {
@@ -33,6 +35,14 @@ export class PartitionState {
   /** This node's log end when it became leader in the current epoch. */
   leaderEpochStartOffset = 0n;
   private readonly hwListeners = new Set<() => void>();
+  private readonly fetchListeners = new Set<() => void>();
+  private readonly fetchWantedListeners = new Set<() => void>();
+  /**
+   * Leadership confirmations under way (ReplicaManager.confirmLeadership). While any runs, follower
+   * fetches of this partition are answered at once instead of long-polling, so the confirming
+   * fetches come one network round trip apart.
+   */
+  leadershipChecks = 0;
 
   constructor(
     readonly topicPartition: TopicPartition,
@@ -66,6 +76,23 @@ export class PartitionState {
     return () => this.hwListeners.delete(listener);
   }
 
+  /** Calls the listener after each follower fetch this leader records. Returns the unsubscribe function. */
+  onFollowerFetch(listener: () => void): () => void {
+    this.fetchListeners.add(listener);
+    return () => this.fetchListeners.delete(listener);
+  }
+
+  /** Calls the listener when a leadership check wants the followers' long-polling fetches answered now. */
+  onFetchWanted(listener: () => void): () => void {
+    this.fetchWantedListeners.add(listener);
+    return () => this.fetchWantedListeners.delete(listener);
+  }
+
+  /** Ends the long-polls of fetches waiting on this partition (they answer with what they have). */
+  wantFollowerFetches(): void {
+    for (const listener of [...this.fetchWantedListeners]) listener();
+  }
+
   /**
    * Starts leading in image.leaderEpoch. Followers start unknown; ISR members are counted as
    * caught up now (Kafka does the same), so a slow one leaves the ISR only after the lag time.
@@ -76,7 +103,7 @@ export class PartitionState {
     this.followers.clear();
     for (const id of this.image.replicas) {
       if (id === nodeId) continue;
-      this.followers.set(id, { logEndOffset: -1n, logStartOffset: -1n, lastCaughtUpTimeMs: nowMs, lastFetchTimeMs: 0, leaderEndOffsetAtLastFetch: -1n });
+      this.followers.set(id, { logEndOffset: -1n, logStartOffset: -1n, lastCaughtUpTimeMs: nowMs, lastFetchTimeMs: 0, leaderEndOffsetAtLastFetch: -1n, fetchCount: 0 });
     }
     // A new leader's log may end below the HW it learned as follower (never above what is
     // committed: it was in the ISR); keep the HW within the log.
@@ -103,6 +130,8 @@ export class PartitionState {
     follower.logStartOffset = logStartOffset;
     follower.leaderEndOffsetAtLastFetch = leaderEnd;
     follower.lastFetchTimeMs = nowMs;
+    follower.fetchCount += 1;
+    for (const listener of [...this.fetchListeners]) listener();
     return follower;
   }
 
