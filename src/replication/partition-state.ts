@@ -3,8 +3,10 @@
 //
 // As leader it tracks each follower's log end (learned from the fetch offsets of its
 // ReplicaFetch requests) and when the follower was last caught up, and computes the high
-// watermark: the smallest log end over the ISR, where the leader's own counts only once fsynced
-// (durableEndOffset), so an offset below the HW is on stable storage of every ISR member.
+// watermark: the smallest log end over the maximal ISR (the ISR of the image plus the members of
+// an ISR change sent to the controller and not yet seen in an image, Kafka's maximalIsr), where
+// the leader's own counts only once fsynced (durableEndOffset), so an offset below the HW is on
+// stable storage of every member of the ISR the controller may have committed.
 // As follower it takes the HW from the leader's fetch responses (capped by its own log end).
 //
 // Called from the replica manager, the fetcher and gRPC handlers on the event loop; no method
@@ -34,6 +36,16 @@ export class PartitionState {
   leaderEpochLed: number | undefined;
   /** This node's log end when it became leader in the current epoch. */
   leaderEpochStartOffset = 0n;
+  /**
+   * Leader: the ISR this node asked the controller for (AlterPartition) that no image has shown
+   * yet, and the partition epoch of the image it was based on (Kafka's PendingExpandIsr /
+   * PendingShrinkIsr). The controller may have committed it already, and may even have made a
+   * member just added leader at once (preferred-replica election commits with the expansion), so
+   * until an image with a newer partition epoch arrives the HW counts these members too: it never
+   * passes an offset a member of the committed ISR lacks. Cleared by a newer image, a role change,
+   * or (clearPendingIsr) when a member only it names stops fetching.
+   */
+  pendingIsr: { readonly isr: readonly number[]; readonly partitionEpoch: number } | undefined;
   private readonly hwListeners = new Set<() => void>();
   private readonly fetchListeners = new Set<() => void>();
   private readonly fetchWantedListeners = new Set<() => void>();
@@ -99,6 +111,7 @@ export class PartitionState {
    */
   becomeLeader(nodeId: number, nowMs: number): void {
     this.leaderEpochLed = this.image.leaderEpoch;
+    this.pendingIsr = undefined;
     this.leaderEpochStartOffset = this.log.logEndOffset;
     this.followers.clear();
     for (const id of this.image.replicas) {
@@ -112,6 +125,7 @@ export class PartitionState {
 
   becomeFollower(): void {
     this.leaderEpochLed = undefined;
+    this.pendingIsr = undefined;
     this.followers.clear();
   }
 
@@ -135,14 +149,37 @@ export class PartitionState {
     return follower;
   }
 
+  /** A new image of this partition; an ISR change it supersedes is no longer pending. */
+  setImage(image: PartitionImage): void {
+    this.image = image;
+    if (this.pendingIsr !== undefined && image.partitionEpoch > this.pendingIsr.partitionEpoch) this.pendingIsr = undefined;
+  }
+
+  /** Leader: an AlterPartition to `isr` is about to go out (merged with one still pending on the same image). */
+  setPendingIsr(isr: readonly number[]): void {
+    const { partitionEpoch } = this.image;
+    const earlier = this.pendingIsr?.partitionEpoch === partitionEpoch ? this.pendingIsr.isr : [];
+    this.pendingIsr = { isr: [...new Set([...earlier, ...isr])], partitionEpoch };
+  }
+
+  clearPendingIsr(): void {
+    this.pendingIsr = undefined;
+  }
+
+  /** The image's ISR plus the members of a pending ISR change (Kafka's maximalIsr). */
+  get maximalIsr(): readonly number[] {
+    if (this.pendingIsr === undefined) return this.image.isr;
+    return [...new Set([...this.image.isr, ...this.pendingIsr.isr])];
+  }
+
   /**
-   * Leader only: HW = min over the ISR of each member's log end (this node's durable end).
-   * A member whose log end is unknown holds the HW where it is. Returns true if it moved.
+   * Leader only: HW = min over the maximal ISR of each member's log end (this node's durable
+   * end). A member whose log end is unknown holds the HW where it is. Returns true if it moved.
    */
   maybeAdvanceHighWatermark(nodeId: number): boolean {
     if (!this.isLeader) return false;
     let candidate = this.log.durableEndOffset;
-    for (const id of this.image.isr) {
+    for (const id of this.maximalIsr) {
       if (id === nodeId) continue;
       const follower = this.followers.get(id);
       if (follower === undefined || follower.logEndOffset < 0n) return false;

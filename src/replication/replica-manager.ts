@@ -429,6 +429,8 @@ export class ReplicaManager {
       newIsr,
     };
     this.options.logger.info({ topicPartition: key, isr: image.isr, newIsr, reason }, 'changing the ISR');
+    // Until an image shows the outcome, the HW counts the new members too (PartitionState.pendingIsr).
+    state.setPendingIsr(newIsr);
     const change = alterIsr(request)
       .catch((error: unknown) => this.options.logger.warn({ topicPartition: key, err: error }, 'changing the ISR failed; a later check retries'))
       .finally(() => this.isrChanges.delete(key));
@@ -442,11 +444,17 @@ export class ReplicaManager {
     const nowMs = this.options.clock.monotonicMs();
     for (const state of this.partitions.values()) {
       if (!state.isLeader) continue;
-      const lagging = state.image.isr.filter((id) => {
+      const isLagging = (id: number) => {
         if (id === this.options.nodeId) return false;
         const follower = state.followers.get(id);
         return follower === undefined || nowMs - follower.lastCaughtUpTimeMs > lagMaxMs;
-      });
+      };
+      // A member only a pending ISR change names (no image has it; the change failed or its outcome
+      // is unknown) that stopped fetching must not hold the HW back forever.
+      if (state.pendingIsr?.isr.some((id) => !state.image.isr.includes(id) && isLagging(id)) === true && !this.isrChanges.has(topicPartitionName(state.topicPartition))) {
+        state.clearPendingIsr();
+      }
+      const lagging = state.image.isr.filter(isLagging);
       if (lagging.length === 0) continue;
       const newIsr = state.image.isr.filter((id) => !lagging.includes(id));
       this.changeIsr(state, newIsr, `broker(s) ${lagging.join(',')} not caught up for ${lagMaxMs} ms`);
@@ -651,7 +659,7 @@ export class ReplicaManager {
       this.partitions.set(key, state);
       this.options.logger.info({ topicPartition: key, leader: partitionImage.leader, leaderEpoch: partitionImage.leaderEpoch }, 'partition opened');
     } else {
-      state.image = partitionImage;
+      state.setImage(partitionImage);
       state.minInsyncReplicas = minInsync;
       state.log.updateConfig(config);
     }
