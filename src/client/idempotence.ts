@@ -18,8 +18,17 @@
 // the others keep their epoch until their unacknowledged batches are settled, and only then
 // start again at sequence 0 under the new epoch (mayAssign holds their new batches back until then).
 //
+// The window: the broker remembers a producer's last 5 batches per partition, so a retry is
+// recognised only while fewer than 5 batches were written after it. Batches can be acknowledged
+// out of order (a batch's answer lost at a deposed leader while later ones succeed at the new
+// one), so counting the unacknowledged batches is not enough: a fresh batch gets a sequence only
+// while fewer than 5 batches were assigned from the oldest unacknowledged one on, acknowledged or
+// not (windowLength). Otherwise the retry of that oldest batch would find it pushed out of the
+// broker's memory (OUT_OF_ORDER_SEQUENCE_NUMBER, then an epoch bump and a duplicate).
+//
 // Invariant: a partition's unacknowledged batches hold consecutive sequences (wrapping) of its
-// id and epoch, oldest first; each batch is in at most one list.
+// id and epoch, oldest first; `window` starts at the oldest of them (empty when there is none)
+// and holds every batch assigned since, in sequence order; each batch is in at most one partition.
 import { assert } from '../util/assert.js';
 import type { ProducerBatch } from './accumulator.js';
 
@@ -49,6 +58,8 @@ interface PartitionSequences {
   readonly producerEpoch: number;
   next: number;
   unacknowledged: ProducerBatch[];
+  /** From the oldest unacknowledged batch on, every batch assigned, settled or not (see the header). */
+  window: ProducerBatch[];
 }
 
 export class IdempotentState {
@@ -115,13 +126,23 @@ export class IdempotentState {
     const key = partitionKey(batch.topic, batch.partition);
     let sequences = this.partitions.get(key);
     if (sequences === undefined || !this.isCurrent(sequences)) {
-      sequences = { producerId: this.producerId, producerEpoch: this.producerEpoch, next: 0, unacknowledged: [] };
+      sequences = { producerId: this.producerId, producerEpoch: this.producerEpoch, next: 0, unacknowledged: [], window: [] };
       this.partitions.set(key, sequences);
     }
     const baseSequence = sequences.next;
     sequences.next = incrementSequence(baseSequence, batch.recordCount);
     sequences.unacknowledged.push(batch);
+    sequences.window.push(batch);
     return baseSequence;
+  }
+
+  /**
+   * How many batches of `batch`'s partition were assigned from its oldest unacknowledged one on
+   * (0 when none is unacknowledged): a fresh batch may take a sequence only while this is below
+   * MAX_UNACKNOWLEDGED_BATCHES_PER_PARTITION.
+   */
+  windowLength(batch: ProducerBatch): number {
+    return this.partitions.get(partitionKey(batch.topic, batch.partition))?.window.length ?? 0;
   }
 
   /** Does `batch` hold a sequence and no final answer? */
@@ -151,6 +172,9 @@ export class IdempotentState {
     if (sequences === undefined) return;
     const index = sequences.unacknowledged.indexOf(batch);
     if (index >= 0) sequences.unacknowledged.splice(index, 1);
+    const oldest = sequences.unacknowledged[0];
+    const start = oldest === undefined ? sequences.window.length : sequences.window.indexOf(oldest);
+    sequences.window.splice(0, start);
   }
 
   private isCurrent(sequences: PartitionSequences): boolean {

@@ -561,7 +561,7 @@ export class Producer {
    * this request? Without idempotence, always. With it: a retried batch only alone and only when
    * every earlier batch of the partition is acknowledged (Kafka's Sender does the same), so a
    * retry can never overtake a later batch; a fresh batch only while fewer than 5 batches of the
-   * partition are unacknowledged (the broker remembers the last 5). Unary Produce calls may be
+   * partition were sent from the oldest unacknowledged one on (the broker remembers the last 5). Unary Produce calls may be
    * handled out of order, so there a partition has one request in flight at a time.
    */
   private mayTake(head: ProducerBatch, fromQueue: number, unary: boolean): boolean {
@@ -572,7 +572,9 @@ export class Producer {
     // After a bump, a partition's new batches wait until its old epoch's batches are settled.
     if (head.encoded === undefined && !state.mayAssign(head)) return false;
     if (unary && fromQueue === 0 && position > 0) return false;
-    return position < MAX_UNACKNOWLEDGED_BATCHES_PER_PARTITION;
+    // Holding a sequence, it has its slot; a fresh one needs the oldest unacknowledged batch to stay
+    // among the broker's last 5 (IdempotentState.windowLength).
+    return head.encoded !== undefined || state.windowLength(head) < MAX_UNACKNOWLEDGED_BATCHES_PER_PARTITION;
   }
 
   /** The batch's bytes, encoded on first use; an idempotent batch gets its sequence here. */
