@@ -2,11 +2,12 @@
 // (OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH) from its stale log.
 //
 // Found by the idempotence fault runs (test/cluster/idempotence-faults.test.ts, seed 102): node 2
-// led idem-1 in epoch 2, was isolated, and the controller moved leadership to node 3 (epoch 3),
-// which acknowledged sequences 100..112 of a producer. After the heal node 2 had not applied that
-// change yet and still took produce requests: its log (and so its producer state, which agreed
-// with it) ended at sequence 99, so it answered "expected first sequence 100, received 113". The
-// producer bumped its epoch and re-sent batches the real leader already held: duplicates.
+// led idem-1 in epoch 2 and was isolated; the controller moved leadership on (node 3 in epoch 3,
+// then node 1 in epoch 4), and the new leaders acknowledged more sequences of a producer. After
+// the heal node 2 had not applied those changes yet and still took produce requests: its log (and
+// its producer state, which agreed with it) ended earlier, so it answered "expected first sequence
+// 65, received 86". The producer bumped its epoch and re-sent batches the real leader already
+// held: duplicates.
 //
 // One ReplicaManager (node 1) with real logs and a manual clock; the followers' fetches are made
 // by calling replicaFetch directly, so nothing here depends on timing.
