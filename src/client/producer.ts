@@ -19,10 +19,12 @@
 // OUT_OF_ORDER_SEQUENCE_NUMBER and are retried behind it. When the broker has lost or rejects the
 // producer's state (UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH, a sequence gap no earlier batch
 // explains) or a batch with a sequence fails for good, the producer waits for its in-flight
-// requests, bumps its epoch (InitProducerId with its id and epoch, KIP-360) and re-encodes every
-// unacknowledged batch with the new epoch and sequences from 0. A batch written under the old
-// epoch whose answer was lost is then written again: across an epoch bump a record can be
-// duplicated, as with Kafka's producer. Without idempotence a retry may reorder or duplicate
+// requests, bumps its epoch (InitProducerId with its id and epoch, KIP-360) and re-encodes the
+// unacknowledged batches of THAT partition with the new epoch and sequences from 0. A batch of it
+// written under the old epoch whose answer was lost is then written again: across an epoch bump a
+// record of that partition can be duplicated, as with Kafka's producer. Every other partition
+// keeps its epoch and sequences until its unacknowledged batches are settled (idempotence.ts), so
+// their retries are still recognised. Without idempotence a retry may reorder or duplicate
 // records, as with Kafka's producer when idempotence is off.
 //
 // Called from user code on any tick; the state below is only touched synchronously between
@@ -559,7 +561,7 @@ export class Producer {
    * this request? Without idempotence, always. With it: a retried batch only alone and only when
    * every earlier batch of the partition is acknowledged (Kafka's Sender does the same), so a
    * retry can never overtake a later batch; a fresh batch only while fewer than 5 batches of the
-   * partition are unacknowledged (the broker remembers the last 5). Unary Produce calls may be
+   * partition were sent from the oldest unacknowledged one on (the broker remembers the last 5). Unary Produce calls may be
    * handled out of order, so there a partition has one request in flight at a time.
    */
   private mayTake(head: ProducerBatch, fromQueue: number, unary: boolean): boolean {
@@ -567,8 +569,12 @@ export class Producer {
     if (state === undefined || !this.isIdempotentBatch(head)) return true;
     const position = state.position(head);
     if (this.isIdempotentResend(head)) return fromQueue === 0 && position === 0;
+    // After a bump, a partition's new batches wait until its old epoch's batches are settled.
+    if (head.encoded === undefined && !state.mayAssign(head)) return false;
     if (unary && fromQueue === 0 && position > 0) return false;
-    return position < MAX_UNACKNOWLEDGED_BATCHES_PER_PARTITION;
+    // Holding a sequence, it has its slot; a fresh one needs the oldest unacknowledged batch to stay
+    // among the broker's last 5 (IdempotentState.windowLength).
+    return head.encoded !== undefined || state.windowLength(head) < MAX_UNACKNOWLEDGED_BATCHES_PER_PARTITION;
   }
 
   /** The batch's bytes, encoded on first use; an idempotent batch gets its sequence here. */
@@ -681,7 +687,7 @@ export class Producer {
     const state = this.idempotence;
     if (state?.holds(batch) === true) {
       state.settle(batch);
-      this.requireEpochBump(`${batch.topic}-${batch.partition} batch at sequence ${batch.baseSequence} failed with ${error.code}`);
+      this.requireEpochBump(batch, `${batch.topic}-${batch.partition} batch at sequence ${batch.baseSequence} failed with ${error.code}`);
     }
     batch.fail(error);
   }
@@ -711,7 +717,7 @@ export class Producer {
       case 'OUT_OF_ORDER_SEQUENCE_NUMBER':
       case 'UNKNOWN_PRODUCER_ID':
       case 'INVALID_PRODUCER_EPOCH':
-        if (!state.hasEarlierUnacknowledged(batch)) this.requireEpochBump(`${batch.topic}-${batch.partition}: ${error.message}`);
+        if (!state.hasEarlierUnacknowledged(batch)) this.requireEpochBump(batch, `${batch.topic}-${batch.partition}: ${error.message}`);
         return true;
       default:
         return false;
@@ -777,11 +783,12 @@ export class Producer {
   /**
    * InitProducerId through any broker (the controller first, then the others in turn), with the
    * client's retries on retriable errors. With a producer id already, asks for the next epoch of
-   * it (KIP-360). Resets every partition's sequence to 0.
+   * it (KIP-360). Returns the unacknowledged batches of the partitions that required the bump,
+   * whose sequences start again at 0 under the new epoch (IdempotentState.bumped).
    */
-  private async initProducerId(): Promise<void> {
+  private async initProducerId(): Promise<ProducerBatch[]> {
     const state = this.idempotence;
-    if (state === undefined) return;
+    if (state === undefined) return [];
     const current = state.hasProducerId ? { producerId: state.producerId.toString(), producerEpoch: state.producerEpoch } : {};
     const response = await withRetry(async (attempt) => this.deps.rpc.initProducerId(await this.brokerForAttempt(attempt), { transactionalId: '', ...current }), {
       options: this.deps.retry,
@@ -794,8 +801,8 @@ export class Producer {
     if (producerId < 0n || !Number.isInteger(producerEpoch) || producerEpoch < 0 || producerEpoch > MAX_PRODUCER_EPOCH) {
       throw new KavkaError('UNKNOWN_SERVER_ERROR', `InitProducerId answered producer id ${response.producerId} epoch ${producerEpoch}`, { retriable: false });
     }
-    state.reset(producerId, producerEpoch);
     this.deps.logger?.debug({ producerId: producerId.toString(), producerEpoch }, 'idempotent producer id and epoch');
+    return state.bumped(producerId, producerEpoch);
   }
 
   private async brokerForAttempt(attempt: number): Promise<string> {
@@ -804,18 +811,19 @@ export class Producer {
     return all[attempt % all.length];
   }
 
-  private requireEpochBump(reason: string): void {
+  /** The broker lost or rejects the sequences of `batch`'s partition: bump the epoch and rewrite that partition's. */
+  private requireEpochBump(batch: ProducerBatch, reason: string): void {
     const state = this.idempotence;
-    if (state === undefined || state.bumpRequired) return;
-    state.bumpRequired = true;
+    if (state === undefined || !state.requireEpochBump(partitionKey(batch.topic, batch.partition))) return;
     this.deps.logger?.info({ producerId: state.producerId.toString(), producerEpoch: state.producerEpoch, reason }, 'idempotent producer will bump its epoch');
   }
 
   /**
    * Bumps the epoch once nothing is in flight (a batch still in flight under the old epoch could
-   * succeed and leave a gap in the new sequences) and something waits to be sent. Then every
-   * unacknowledged batch is re-encoded with the new epoch and sequences from 0, in order. If the
-   * bump fails, the queued batches fail with its error; the next send tries again.
+   * succeed and leave a gap in the new sequences) and something waits to be sent. Then the
+   * unacknowledged batches of the partitions that required it are re-encoded with the new epoch
+   * and sequences from 0, in order; other partitions keep theirs (idempotence.ts). If the bump
+   * fails, the queued batches fail with its error; the next send tries again.
    */
   private maybeBumpEpoch(): void {
     const state = this.idempotence;
@@ -823,12 +831,10 @@ export class Producer {
     if (![...this.partitionQueues.values()].some((q) => q.batches.length > 0)) return;
     this.bumping = this.initProducerId()
       .then(
-        () => {
-          for (const batch of this.unsettled) {
-            if (batch.baseSequence >= 0) {
-              batch.encoded = undefined;
-              batch.baseSequence = -1;
-            }
+        (rewrite) => {
+          for (const batch of rewrite) {
+            batch.encoded = undefined;
+            batch.baseSequence = -1;
           }
         },
         (error: unknown) => {

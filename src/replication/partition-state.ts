@@ -3,12 +3,10 @@
 //
 // As leader it tracks each follower's log end (learned from the fetch offsets of its
 // ReplicaFetch requests) and when the follower was last caught up, and computes the high
-// watermark: the smallest log end over the ISR, where the leader's own counts only once fsynced
-// (durableEndOffset), so an offset below the HW is on stable storage of every ISR member.
-// While an ISR change it asked for is not yet in its metadata, the HW counts the "maximal ISR"
-// (the committed ISR plus the members it asked to add, as Kafka's PendingExpandIsr): the
-// controller may already have committed the larger ISR and may elect a new member leader, so the
-// HW must never pass what that member holds.
+// watermark: the smallest log end over the maximal ISR (the ISR of the image plus the members of
+// an ISR change sent to the controller and not yet seen in an image, Kafka's maximalIsr), where
+// the leader's own counts only once fsynced (durableEndOffset), so an offset below the HW is on
+// stable storage of every member of the ISR the controller may have committed.
 // As follower it takes the HW from the leader's fetch responses (capped by its own log end).
 //
 // Called from the replica manager, the fetcher and gRPC handlers on the event loop; no method
@@ -26,6 +24,8 @@ export interface FollowerState {
   lastFetchTimeMs: number;
   /** The leader's log end at the follower's previous fetch. */
   leaderEndOffsetAtLastFetch: bigint;
+  /** Fetches received from it in this leader epoch, each counted once, when it arrives (see confirmLeadership). */
+  fetchCount: number;
 }
 
 export class PartitionState {
@@ -36,13 +36,25 @@ export class PartitionState {
   leaderEpochLed: number | undefined;
   /** This node's log end when it became leader in the current epoch. */
   leaderEpochStartOffset = 0n;
-  private readonly hwListeners = new Set<() => void>();
   /**
-   * The ISR this leader asked the controller for, and the partition epoch it asked from. It
-   * counts until the metadata shows a newer partition epoch (the change committed or another
-   * won) or the leader drops it (withdrawPendingIsr).
+   * Leader: the ISR this node asked the controller for (AlterPartition) that no image has shown
+   * yet, and the partition epoch of the image it was based on (Kafka's PendingExpandIsr /
+   * PendingShrinkIsr). The controller may have committed it already, and may even have made a
+   * member just added leader at once (preferred-replica election commits with the expansion), so
+   * until an image with a newer partition epoch arrives the HW counts these members too: it never
+   * passes an offset a member of the committed ISR lacks. Cleared by a newer image, a role change,
+   * or (clearPendingIsr) when a member only it names stops fetching.
    */
-  private pendingIsr: { isr: readonly number[]; partitionEpoch: number } | undefined;
+  pendingIsr: { readonly isr: readonly number[]; readonly partitionEpoch: number } | undefined;
+  private readonly hwListeners = new Set<() => void>();
+  private readonly fetchListeners = new Set<() => void>();
+  private readonly fetchWantedListeners = new Set<() => void>();
+  /**
+   * Leadership confirmations under way (ReplicaManager.confirmLeadership). While any runs, follower
+   * fetches of this partition are answered at once instead of long-polling, so the confirming
+   * fetches come one network round trip apart.
+   */
+  leadershipChecks = 0;
 
   constructor(
     readonly topicPartition: TopicPartition,
@@ -76,6 +88,23 @@ export class PartitionState {
     return () => this.hwListeners.delete(listener);
   }
 
+  /** Calls the listener after each follower fetch this leader records. Returns the unsubscribe function. */
+  onFollowerFetch(listener: () => void): () => void {
+    this.fetchListeners.add(listener);
+    return () => this.fetchListeners.delete(listener);
+  }
+
+  /** Calls the listener when a leadership check wants the followers' long-polling fetches answered now. */
+  onFetchWanted(listener: () => void): () => void {
+    this.fetchWantedListeners.add(listener);
+    return () => this.fetchWantedListeners.delete(listener);
+  }
+
+  /** Ends the long-polls of fetches waiting on this partition (they answer with what they have). */
+  wantFollowerFetches(): void {
+    for (const listener of [...this.fetchWantedListeners]) listener();
+  }
+
   /**
    * Starts leading in image.leaderEpoch. Followers start unknown; ISR members are counted as
    * caught up now (Kafka does the same), so a slow one leaves the ISR only after the lag time.
@@ -87,7 +116,7 @@ export class PartitionState {
     this.followers.clear();
     for (const id of this.image.replicas) {
       if (id === nodeId) continue;
-      this.followers.set(id, { logEndOffset: -1n, logStartOffset: -1n, lastCaughtUpTimeMs: nowMs, lastFetchTimeMs: 0, leaderEndOffsetAtLastFetch: -1n });
+      this.followers.set(id, { logEndOffset: -1n, logStartOffset: -1n, lastCaughtUpTimeMs: nowMs, lastFetchTimeMs: 0, leaderEndOffsetAtLastFetch: -1n, fetchCount: 0 });
     }
     // A new leader's log may end below the HW it learned as follower (never above what is
     // committed: it was in the ISR); keep the HW within the log.
@@ -96,30 +125,8 @@ export class PartitionState {
 
   becomeFollower(): void {
     this.leaderEpochLed = undefined;
+    this.pendingIsr = undefined;
     this.followers.clear();
-    this.pendingIsr = undefined;
-  }
-
-  /** Records an AlterPartition in flight (leader only), so the HW waits for its new members too. */
-  proposeIsr(isr: readonly number[]): void {
-    this.pendingIsr = { isr: [...isr], partitionEpoch: this.image.partitionEpoch };
-  }
-
-  /** Drops the proposal (its new members lag: a change that committed shows up in metadata well before). */
-  withdrawPendingIsr(): void {
-    this.pendingIsr = undefined;
-  }
-
-  /** Members the leader asked to add that the committed ISR does not have yet. */
-  get pendingIsrAdditions(): number[] {
-    const pending = this.pendingIsr;
-    if (pending === undefined || pending.partitionEpoch !== this.image.partitionEpoch) return [];
-    return pending.isr.filter((id) => !this.image.isr.includes(id));
-  }
-
-  /** The committed ISR plus the members of an ISR change still in flight. */
-  get maximalIsr(): number[] {
-    return [...this.image.isr, ...this.pendingIsrAdditions];
   }
 
   /**
@@ -137,7 +144,32 @@ export class PartitionState {
     follower.logStartOffset = logStartOffset;
     follower.leaderEndOffsetAtLastFetch = leaderEnd;
     follower.lastFetchTimeMs = nowMs;
+    follower.fetchCount += 1;
+    for (const listener of [...this.fetchListeners]) listener();
     return follower;
+  }
+
+  /** A new image of this partition; an ISR change it supersedes is no longer pending. */
+  setImage(image: PartitionImage): void {
+    this.image = image;
+    if (this.pendingIsr !== undefined && image.partitionEpoch > this.pendingIsr.partitionEpoch) this.pendingIsr = undefined;
+  }
+
+  /** Leader: an AlterPartition to `isr` is about to go out (merged with one still pending on the same image). */
+  setPendingIsr(isr: readonly number[]): void {
+    const { partitionEpoch } = this.image;
+    const earlier = this.pendingIsr?.partitionEpoch === partitionEpoch ? this.pendingIsr.isr : [];
+    this.pendingIsr = { isr: [...new Set([...earlier, ...isr])], partitionEpoch };
+  }
+
+  clearPendingIsr(): void {
+    this.pendingIsr = undefined;
+  }
+
+  /** The image's ISR plus the members of a pending ISR change (Kafka's maximalIsr). */
+  get maximalIsr(): readonly number[] {
+    if (this.pendingIsr === undefined) return this.image.isr;
+    return [...new Set([...this.image.isr, ...this.pendingIsr.isr])];
   }
 
   /**

@@ -35,6 +35,12 @@ import {
 
 export type Acks = -1 | 0 | 1;
 
+/**
+ * Errors of a leader's append that come from its idempotent-producer state, which a deposed
+ * leader still holding produce requests answers from a stale log (see confirmLeadership).
+ */
+const PRODUCER_STATE_ERRORS: ReadonlySet<ErrorName> = new Set<ErrorName>(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH']);
+
 export interface ReplicaManagerOptions {
   nodeId: number;
   logManager: LogManager;
@@ -255,10 +261,84 @@ export class ReplicaManager {
     const state = this.leaderPartitionOrThrow(tp);
     if (acks === -1) this.checkMinInsync(state, 'NOT_ENOUGH_REPLICAS');
     const leaderEpoch = state.image.leaderEpoch;
-    const result = await state.log.appendAsLeader(batches, leaderEpoch);
+    let result: AppendResult;
+    try {
+      result = await state.log.appendAsLeader(batches, leaderEpoch);
+    } catch (error) {
+      if (error instanceof KavkaError && PRODUCER_STATE_ERRORS.has(error.code)) await this.confirmLeadership(state, leaderEpoch, error);
+      throw error;
+    }
     state.maybeAdvanceHighWatermark(this.options.nodeId);
     if (acks === -1) await this.waitForHighWatermark(state, result.lastOffset + 1n, leaderEpoch);
     return result;
+  }
+
+  /**
+   * Before a leader answers a producer-state error (PRODUCER_STATE_ERRORS): resolves once the ISR
+   * confirms this node still leads `state` in `leaderEpoch`, and rejects with
+   * NOT_LEADER_OR_FOLLOWER (retriable) when it cannot confirm it within replica.lag.time.max.ms or
+   * leadership moves meanwhile.
+   *
+   * Why: such an error is final for the producer's view of the partition (the client bumps its
+   * epoch for OUT_OF_ORDER_SEQUENCE_NUMBER on its oldest unacknowledged batch and rewrites that
+   * partition's sequences), but a deposed leader that has not applied the metadata moving
+   * leadership away (isolated, then healed, while the Raft quorum it must learn it from is busy)
+   * still takes produce requests, and its log lacks what the new leader has acknowledged since:
+   * it answers "expected sequence 100" to a producer whose sequences up to 112 the new leader
+   * acknowledged. A producer that trusts it re-sends under a new epoch records the new leader
+   * already holds: duplicates. A successful append needs no check (acks=all waits for the ISR to
+   * reach the high watermark, which a deposed leader's followers never do), so only errors wait.
+   *
+   * Confirmation: min.insync.replicas - 1 followers of the ISR (at least one, at most all of
+   * them) each send TWO fetches in this leader epoch after the error was decided. The first may
+   * have been in flight since before; the second was sent after the first was answered, so the
+   * follower still followed this node in this epoch after the check, and a follower that knows a
+   * newer epoch never fetches from this node in an older one. An ISR of this node alone cannot
+   * confirm anything and is answered as is, as Kafka does for every case.
+   */
+  private confirmLeadership(state: PartitionState, leaderEpoch: number, cause: KavkaError): Promise<void> {
+    const { nodeId, clock } = this.options;
+    const timeoutMs = this.options.replication?.replicaLagTimeMaxMs;
+    if (timeoutMs === undefined) return Promise.resolve(); // this node never replicates: nobody can confirm or depose it
+    const name = topicPartitionName(state.topicPartition);
+    const baseline = new Map([...state.followers].map(([id, follower]) => [id, follower.fetchCount]));
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const cleanups: (() => void)[] = [];
+      const settle = (error?: KavkaError) => {
+        if (settled) return;
+        settled = true;
+        for (const cleanup of cleanups) cleanup();
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const notLeader = (why: string) =>
+        new KavkaError(
+          'NOT_LEADER_OR_FOLLOWER',
+          `${name}: ${why}, so this node does not answer ${cause.code} (${cause.message}); refresh metadata and retry`,
+          { retriable: true, leaderHint: state.image.leader },
+        );
+      const check = () => {
+        if (this.closed || state.leaderEpochLed !== leaderEpoch || this.partitions.get(name) !== state) {
+          settle(notLeader(`leadership moved from leader epoch ${leaderEpoch} before the ISR confirmed it`));
+          return;
+        }
+        const followers = state.image.isr.filter((id) => id !== nodeId);
+        const required = Math.min(followers.length, Math.max(1, state.minInsyncReplicas - 1));
+        const confirmed = followers.filter((id) => (state.followers.get(id)?.fetchCount ?? 0) >= (baseline.get(id) ?? 0) + 2).length;
+        if (confirmed >= required) settle();
+      };
+      check();
+      if (settled) return;
+      state.leadershipChecks += 1;
+      cleanups.push(
+        () => (state.leadershipChecks -= 1),
+        state.onFollowerFetch(check),
+        this.onRoleChange(check),
+        clock.schedule(timeoutMs, () => settle(notLeader(`the in-sync followers did not fetch in leader epoch ${leaderEpoch} for ${timeoutMs} ms`))),
+      );
+      state.wantFollowerFetches();
+    });
   }
 
   private checkMinInsync(state: PartitionState, code: 'NOT_ENOUGH_REPLICAS' | 'NOT_ENOUGH_REPLICAS_AFTER_APPEND'): void {
@@ -331,7 +411,8 @@ export class ReplicaManager {
         results.push(result);
       }
       const bytes = results.reduce((sum, r) => sum + r.batches.length, 0);
-      const answerNow = results.some((r) => r.errorCode !== 'NONE' || r.divergingEpoch !== undefined);
+      // A leadership check (confirmLeadership) waits for the followers' next fetches: no long-poll.
+      const answerNow = results.some((r) => r.errorCode !== 'NONE' || r.divergingEpoch !== undefined || (this.partitions.get(topicPartitionName(r.topicPartition))?.leadershipChecks ?? 0) > 0);
       const remainingMs = deadline - this.options.clock.monotonicMs();
       if (bytes >= Math.max(1, request.minBytes) || answerNow || remainingMs <= 0 || signal?.aborted === true || this.closed) return results;
       await this.waitForAppend(request.partitions.map((p) => ({ topicPartition: p.topicPartition, fetchOffset: p.fetchOffset, maxBytes: p.maxBytes })), remainingMs, signal);
@@ -422,7 +503,8 @@ export class ReplicaManager {
       newIsr,
     };
     this.options.logger.info({ topicPartition: key, isr: image.isr, newIsr, reason }, 'changing the ISR');
-    state.proposeIsr(newIsr);
+    // Until an image shows the outcome, the HW counts the new members too (PartitionState.pendingIsr).
+    state.setPendingIsr(newIsr);
     const expands = newIsr.length > image.isr.length;
     const change = alterIsr(request)
       .then(() => {
@@ -441,13 +523,17 @@ export class ReplicaManager {
     const nowMs = this.options.clock.monotonicMs();
     for (const state of this.partitions.values()) {
       if (!state.isLeader) continue;
-      const lags = (id: number) => {
+      const isLagging = (id: number) => {
+        if (id === this.options.nodeId) return false;
         const follower = state.followers.get(id);
         return follower === undefined || nowMs - follower.lastCaughtUpTimeMs > lagMaxMs;
       };
-      // A member this leader asked to add that fell behind again no longer holds the HW back.
-      if (state.pendingIsrAdditions.some(lags) && !this.isrChanges.has(topicPartitionName(state.topicPartition))) state.withdrawPendingIsr();
-      const lagging = state.image.isr.filter((id) => id !== this.options.nodeId && lags(id));
+      // A member only a pending ISR change names (no image has it; the change failed or its outcome
+      // is unknown) that stopped fetching must not hold the HW back forever.
+      if (state.pendingIsr?.isr.some((id) => !state.image.isr.includes(id) && isLagging(id)) === true && !this.isrChanges.has(topicPartitionName(state.topicPartition))) {
+        state.clearPendingIsr();
+      }
+      const lagging = state.image.isr.filter(isLagging);
       if (lagging.length === 0) continue;
       const newIsr = state.image.isr.filter((id) => !lagging.includes(id));
       this.changeIsr(state, newIsr, `broker(s) ${lagging.join(',')} not caught up for ${lagMaxMs} ms`);
@@ -495,7 +581,7 @@ export class ReplicaManager {
       };
       for (const request of requests) {
         const state = this.partitions.get(topicPartitionName(request.topicPartition));
-        if (state !== undefined) cleanups.push(state.log.onAppend(done), state.onHighWatermark(done));
+        if (state !== undefined) cleanups.push(state.log.onAppend(done), state.onHighWatermark(done), state.onFetchWanted(done));
       }
       cleanups.push(this.options.clock.schedule(timeoutMs, done));
       if (signal !== undefined) {
@@ -674,7 +760,7 @@ export class ReplicaManager {
       this.partitions.set(key, state);
       this.options.logger.info({ topicPartition: key, leader: partitionImage.leader, leaderEpoch: partitionImage.leaderEpoch }, 'partition opened');
     } else {
-      state.image = partitionImage;
+      state.setImage(partitionImage);
       state.minInsyncReplicas = minInsync;
       state.log.updateConfig(config);
     }

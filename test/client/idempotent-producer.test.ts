@@ -289,6 +289,42 @@ describe('idempotent producer', () => {
     expect(sb.logs[0].values()).toEqual(['a', 'b']);
   });
 
+  it('bumps the epoch only for the partition that needs it: another partition retries its written batch under its old epoch, then moves on', async () => {
+    // Partition 0's batch is written but its answer is lost; in the same request partition 1's
+    // leader rejects the producer's sequence. Re-encoding partition 0's batch under the new epoch
+    // from sequence 0 would make the broker write it twice (Kafka keeps per-partition epochs).
+    const sb = await startSequencedBroker(2, (arrival) => {
+      if (arrival.index === 0) return { error: 'NOT_LEADER_OR_FOLLOWER', write: true };
+      if (arrival.index === 1) return { error: 'OUT_OF_ORDER_SEQUENCE_NUMBER' };
+      return 'append';
+    });
+    const producer = client(sb.broker).producer({ lingerMs: 0 });
+    const results = await producer.send({ topic: TOPIC, messages: [{ value: 'p0-a', partition: 0 }, { value: 'p1-a', partition: 1 }] });
+    await producer.send({ topic: TOPIC, messages: [{ value: 'p0-b', partition: 0 }] });
+    await producer.disconnect();
+
+    expect(sb.broker.initProducerIdRequests.map((r) => r.producerEpoch)).toEqual([undefined, 0]);
+    const stamps = sb.arrivals.map((a) => [a.partition, a.headers[0].producerEpoch, a.headers[0].baseSequence]);
+    expect(stamps.slice(0, 2)).toEqual([
+      [0, 0, 0],
+      [1, 0, 0],
+    ]);
+    expect(stamps.slice(2).sort()).toEqual([
+      [0, 0, 0],
+      [0, 1, 0],
+      [1, 1, 0],
+    ]);
+    const retried = sb.arrivals.slice(2).find((a) => a.partition === 0 && a.headers[0].producerEpoch === 0);
+    expect(retried?.bytes.equals(sb.arrivals[0].bytes)).toBe(true);
+    expect(sb.answers.slice(2).filter((a) => a.duplicate).map((a) => a.partition)).toEqual([0]);
+    expect(results.map((r) => [r.partition, r.baseOffset])).toEqual([
+      [0, '0'],
+      [1, '0'],
+    ]);
+    expect(sb.logs[0].values()).toEqual(['p0-a', 'p0-b']);
+    expect(sb.logs[1].values()).toEqual(['p1-a']);
+  });
+
   it('bumps the epoch before sending again after a batch with a sequence failed for good', async () => {
     const sb = await startSequencedBroker(1, (arrival) => (arrival.index < 2 ? { error: 'NOT_ENOUGH_REPLICAS' } : 'append'));
     const producer = client(sb.broker, { ...fast, retries: 1 }).producer({ lingerMs: 0 });

@@ -19,7 +19,7 @@ describe('high watermark over the maximal ISR', () => {
     const state = leaderOf([1, 2], 5, 110n);
     state.recordFollowerFetch(2, 110n, 0n, 1);
     state.recordFollowerFetch(3, 99n, 0n, 1);
-    state.proposeIsr([1, 2, 3]);
+    state.setPendingIsr([1, 2, 3]);
     expect(state.maximalIsr).toEqual([1, 2, 3]);
     state.maybeAdvanceHighWatermark(1);
     // Without the pending member the HW would be 110; node 3 holds only up to 99.
@@ -29,8 +29,8 @@ describe('high watermark over the maximal ISR', () => {
     expect(state.highWatermark).toBe(107n);
 
     // The change committed: the image carries a new partition epoch with node 3 in the ISR.
-    state.image = { ...state.image, partitionEpoch: 6, isr: [1, 2, 3] };
-    expect(state.pendingIsrAdditions).toEqual([]);
+    state.setImage({ ...state.image, partitionEpoch: 6, isr: [1, 2, 3] });
+    expect(state.pendingIsr).toBeUndefined();
     state.recordFollowerFetch(3, 110n, 0n, 3);
     state.maybeAdvanceHighWatermark(1);
     expect(state.highWatermark).toBe(110n);
@@ -40,18 +40,18 @@ describe('high watermark over the maximal ISR', () => {
     const state = leaderOf([1, 2], 5, 50n);
     state.recordFollowerFetch(2, 50n, 0n, 1);
     state.recordFollowerFetch(3, 10n, 0n, 1);
-    state.proposeIsr([1, 2, 3]);
+    state.setPendingIsr([1, 2, 3]);
     state.maybeAdvanceHighWatermark(1);
     expect(state.highWatermark).toBe(10n);
-    state.withdrawPendingIsr();
+    state.clearPendingIsr();
     state.maybeAdvanceHighWatermark(1);
     expect(state.highWatermark).toBe(50n);
 
     const other = leaderOf([1, 2], 5, 50n);
     other.recordFollowerFetch(2, 50n, 0n, 1);
     other.recordFollowerFetch(3, 10n, 0n, 1);
-    other.proposeIsr([1, 2, 3]);
-    other.image = { ...other.image, partitionEpoch: 7, isr: [1, 2] };
+    other.setPendingIsr([1, 2, 3]);
+    other.setImage({ ...other.image, partitionEpoch: 7, isr: [1, 2] });
     other.maybeAdvanceHighWatermark(1);
     expect(other.highWatermark).toBe(50n);
   });
