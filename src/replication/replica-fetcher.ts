@@ -223,6 +223,13 @@ class LeaderFetcher {
           await log.appendAsFollower(result.batches);
         }
         state.setFollowerHighWatermark(result.highWatermark);
+        // A replica repaired after corruption has everything it dropped again once it reaches its
+        // leader's high watermark (the same test as joining the ISR): it may lead again.
+        if (log.refetchRequired !== undefined && log.logEndOffset >= result.highWatermark && result.highWatermark >= log.refetchRequired) {
+          const truncatedTo = log.refetchRequired;
+          await log.clearRefetchRequired();
+          this.logger.info({ topicPartition: tp, truncatedToOffset: truncatedTo.toString(), logEndOffset: log.logEndOffset.toString(), leaderHighWatermark: result.highWatermark.toString() }, 'repaired replica caught up with its leader; it may lead again');
+        }
         return true;
       case 'OFFSET_OUT_OF_RANGE':
         if (asked.fetchOffset < result.logStartOffset) {
