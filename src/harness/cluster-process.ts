@@ -56,6 +56,16 @@ export const FAST_CLUSTER_TIMING: Record<string, string> = {
 
 /** Reserves `count` distinct free TCP ports on 127.0.0.1 (bound together, then released). */
 export async function reservePorts(count: number): Promise<number[]> {
+  const held = await holdPorts(count);
+  await held.release();
+  return held.ports;
+}
+
+/**
+ * Binds `count` free TCP ports on 127.0.0.1 and keeps them bound until release(), so listeners
+ * opened on port 0 meanwhile (fault proxies) cannot be given one of them.
+ */
+export async function holdPorts(count: number): Promise<{ ports: number[]; release(): Promise<void> }> {
   const servers = await Promise.all(
     Array.from(
       { length: count },
@@ -72,8 +82,7 @@ export async function reservePorts(count: number): Promise<number[]> {
     if (address === null || typeof address === 'string') throw new Error('a reserved port has no TCP address');
     return address.port;
   });
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  return ports;
+  return { ports, release: () => Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => undefined) };
 }
 
 function unary<Res>(client: KavkaClient, method: 'Metadata' | 'DescribeQuorum', request: object, timeoutMs: number): Promise<Res> {
@@ -97,7 +106,8 @@ export class ProcessCluster {
   /** Reserves ports, starts the proxies (if asked) and every node; returns once all listen. */
   static async start(options: ClusterProcessOptions): Promise<ProcessCluster> {
     const total = options.size + (options.observers ?? 0);
-    const ports = await reservePorts(total * 2);
+    const held = await holdPorts(total * 2);
+    const { ports } = held;
     const internal = new Map<number, string>();
     for (let id = 1; id <= total; id++) internal.set(id, `127.0.0.1:${ports[total + id - 1]}`);
     const mesh = options.proxies === true ? await ProxyMesh.start(internal) : undefined;
@@ -105,6 +115,7 @@ export class ProcessCluster {
     if (options.clientProxies === true) {
       for (let id = 1; id <= total; id++) clientProxies.set(id, await FaultProxy.start({ target: `127.0.0.1:${ports[id - 1]}`, name: `clients->${id}` }));
     }
+    await held.release();
     const cluster = new ProcessCluster(options, mesh, clientProxies);
     for (let id = 1; id <= total; id++) {
       const clientAddress = `127.0.0.1:${ports[id - 1]}`;
@@ -143,7 +154,17 @@ export class ProcessCluster {
       ...this.options.overrides,
       ...this.options.nodeOverrides?.(id),
     };
-    node.process = await startBrokerProcess(this.dataDir(id), overrides, this.options.logDir === undefined ? {} : { logFile: this.logFile(id) });
+    // A port reserved for this node can be taken meanwhile as the ephemeral port of some
+    // outgoing connection; that is short-lived, so try again a few times.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        node.process = await startBrokerProcess(this.dataDir(id), overrides, this.options.logDir === undefined ? {} : { logFile: this.logFile(id) });
+        return;
+      } catch (error) {
+        if (attempt >= 5 || !/EADDRINUSE/.test((error as Error).message)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      }
+    }
   }
 
   /** Node `id`'s data directory (its log.dirs). */
