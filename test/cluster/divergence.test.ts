@@ -56,7 +56,16 @@ async function produceOk(c: TestCluster, h: History, node: number, topic: string
   while (done.length < count) {
     const { op } = await rawProduce(h, 'raw', c.raw(node), topic, P, [`${tag}-${h.freshValue('raw')}`], acks, 3_000);
     if (op.outcome?.kind === 'ok') done.push(op);
-    else if (op.outcome?.kind === 'unknown' || Date.now() > deadline) throw new Error(`produce ${tag} to node ${node} (acks=${acks}): ${JSON.stringify(op.outcome)}`);
+    else if (op.outcome?.kind === 'unknown' || Date.now() > deadline) {
+      const dump: string[] = [];
+      for (const id of c.runningIds()) {
+        const text = await (await fetch(`http://${c.broker(id).adminAddress}/metrics`)).text();
+        dump.push(...text.split('\n').filter((l) => /^kavka_partition_(high_watermark|log_end_offset|in_sync)/.test(l) && l.includes(topic)).map((l) => `node ${id}: ${l}`));
+        const img = c.broker(id).controller.image.topic(topic)?.partitions[P];
+        dump.push(`node ${id} image: ${JSON.stringify(img)}`);
+      }
+      throw new Error(`produce ${tag} to node ${node} (acks=${acks}): ${JSON.stringify(op.outcome)}\n${dump.join('\n')}`);
+    }
     else await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return done;
