@@ -28,7 +28,7 @@ import { buildBrokerConfig, type BrokerConfig } from '../config/index.js';
 import { QuorumController, TOPIC_CONFIG_KEYS, failuresTolerated } from '../controller/index.js';
 import { GrpcRaftTransport, LevelRaftStorage, RaftNode } from '../raft/index.js';
 import { KavkaError } from '../util/errors.js';
-import { ReplicaManager } from '../replication/index.js';
+import { AlterPartitionRefused, ReplicaManager } from '../replication/index.js';
 import { FaultInjectingFs, nodeStorageFs, openLogManager, topicPartitionName, type FsOperation, type LogConfig, type LogManager, type StorageFs } from '../storage/index.js';
 import { AdminHttpServer, BrokerMetrics, ControllerChannel, GrpcServers, ProducerIdManager, ReplicationClient, topicDefaults, type BoundListener, type Readiness } from '../server/index.js';
 import { BrokerLifecycle } from './broker-lifecycle.js';
@@ -244,7 +244,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
       const { response } = await channel.call<{ errorCode: string; errorMessage: string; metadataOffset: string }>('AlterPartition', request);
       if (response.errorCode !== 'NONE') {
         const code = response.errorCode === 'FENCED_LEADER_EPOCH' ? 'NOT_LEADER_OR_FOLLOWER' : response.errorCode;
-        throw new KavkaError(code as 'NOT_LEADER_OR_FOLLOWER', `changing the ISR of ${request.topic}-${request.partition} failed: ${response.errorMessage}`, { retriable: true });
+        throw new AlterPartitionRefused(code as 'NOT_LEADER_OR_FOLLOWER', `changing the ISR of ${request.topic}-${request.partition} failed: ${response.errorMessage}`, { retriable: true });
       }
       await controller.waitForOffset(Number(response.metadataOffset), 10_000);
       await replicaManager.applyImage(controller.image);

@@ -1,5 +1,6 @@
 export {
   ReplicaManager,
+  AlterPartitionRefused,
   LIST_OFFSETS_EARLIEST,
   LIST_OFFSETS_LATEST,
   LIST_OFFSETS_MAX_TIMESTAMP,

@@ -100,6 +100,9 @@ export interface FetchOptions {
 }
 
 /** Why a repaired replica elected leader does not serve, and what the operator can do. */
+/** The controller answered an AlterPartition with an error: the ISR did not change. */
+export class AlterPartitionRefused extends KavkaError {}
+
 function refetchRequiredError(tp: TopicPartition, nodeId: number, truncatedTo: bigint): KavkaError {
   return new KavkaError(
     'KAFKA_STORAGE_ERROR',
@@ -511,7 +514,13 @@ export class ReplicaManager {
         if (expands) this.counts.isrExpands++;
         else this.counts.isrShrinks++;
       })
-      .catch((error: unknown) => this.options.logger.warn({ topicPartition: key, err: error }, 'changing the ISR failed; a later check retries'))
+      .catch((error: unknown) => {
+        // The controller answered and refused: nothing was committed, so the members this change
+        // would have added must not hold the HW back (e.g. a broker shutting down that fetched
+        // once more). An unknown outcome (no answer) keeps them until a newer image or the lag check.
+        if (error instanceof AlterPartitionRefused && state.pendingIsr?.partitionEpoch === request.partitionEpoch) state.clearPendingIsr();
+        this.options.logger.warn({ topicPartition: key, err: error }, 'changing the ISR failed; a later check retries');
+      })
       .finally(() => this.isrChanges.delete(key));
     this.isrChanges.set(key, change);
   }
