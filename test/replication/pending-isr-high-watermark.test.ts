@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { encodeRecordBatch } from '../../src/codec/record-batch.js';
 import { MetadataImage, type AlterPartitionRequest } from '../../src/controller/index.js';
-import { ReplicaManager } from '../../src/replication/index.js';
+import { AlterPartitionRefused, ReplicaManager } from '../../src/replication/index.js';
 import { openLogManager, type LogManager, type TopicPartition } from '../../src/storage/index.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -44,7 +44,7 @@ function image(isr: number[], partitionEpoch: number): MetadataImage {
 }
 
 /** Node 1 leading in epoch 0 with ISR 1,3 (min.insync.replicas 2); AlterPartition requests are kept and never answered. */
-async function startLeader(clock: ManualClock, alterRequests: AlterPartitionRequest[]): Promise<ReplicaManager> {
+async function startLeader(clock: ManualClock, alterRequests: AlterPartitionRequest[], answer: () => Promise<void> = () => new Promise<void>(() => undefined)): Promise<ReplicaManager> {
   logManager = await openLogManager({ logDir: join(dir, 'data'), nodeId: 1, clusterId: 'kavka-test', clock, logger: silentLogger() });
   manager = new ReplicaManager({
     nodeId: 1,
@@ -53,7 +53,7 @@ async function startLeader(clock: ManualClock, alterRequests: AlterPartitionRequ
     minInsyncReplicasFor: () => 2,
     alterIsr: (request) => {
       alterRequests.push(request);
-      return new Promise<void>(() => undefined);
+      return answer();
     },
     replication: {
       transport: () => Promise.reject(new Error('node 1 follows nothing here')),
@@ -131,6 +131,22 @@ describe('the leader HW while an ISR expansion is pending (issue: idempotence fa
 
     // The expansion was not committed; another change was (the controller's view: ISR 1,3 again).
     await rm.applyImage(image([1, 3], 1));
+    await followerFetch(rm, 3, 1n);
+    expect(await append).toMatchObject({ baseOffset: 0n });
+  });
+
+  it('counts the image ISR alone again once the controller refused the expansion (nothing was committed)', async () => {
+    // E.g. a broker in controlled shutdown fetched once more and looked caught up: the controller
+    // refuses it as fenced, and it must not hold the new leader's HW until the lag check.
+    const alterRequests: AlterPartitionRequest[] = [];
+    const rm = await startLeader(new ManualClock(START_MS), alterRequests, () => Promise.reject(new AlterPartitionRefused('NOT_LEADER_OR_FOLLOWER', 'broker 2 is fenced and cannot join the ISR')));
+    await followerFetch(rm, 3, 0n);
+    await followerFetch(rm, 2, 0n);
+    expect(alterRequests.map((r) => r.newIsr)).toEqual([[1, 3, 2]]);
+    await drain();
+    expect(rm.partition(TP)?.pendingIsr).toBeUndefined();
+    const append = rm.appendRecords(TP, Buffer.from(record), -1);
+    await untilWritten(rm);
     await followerFetch(rm, 3, 1n);
     expect(await append).toMatchObject({ baseOffset: 0n });
   });
