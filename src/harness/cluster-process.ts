@@ -121,11 +121,13 @@ export class ProcessCluster {
       const clientAddress = `127.0.0.1:${ports[id - 1]}`;
       cluster.nodes.set(id, { nodeId: id, clientAddress, advertisedClientAddress: clientProxies.get(id)?.address ?? clientAddress, internalAddress: internal.get(id) ?? '', process: undefined });
     }
-    try {
-      await Promise.all([...cluster.nodes.keys()].map((id) => cluster.startNode(id)));
-    } catch (error) {
+    // Wait for every start to settle before giving up, so no node that was still starting when
+    // another failed is left running.
+    const started = await Promise.allSettled([...cluster.nodes.keys()].map((id) => cluster.startNode(id)));
+    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed !== undefined) {
       await cluster.destroy();
-      throw error;
+      throw failed.reason;
     }
     return cluster;
   }
