@@ -90,6 +90,8 @@ export async function runScenario(options: RunOptions): Promise<ScenarioResult> 
   let lastHealAt = Date.now();
   let error: string | undefined;
   const stepRandom = random.fork();
+  /** Nodes a pause step stopped and has not resumed yet (a step that threw midway). */
+  const pausedNodes = new Set<number>();
   try {
     await workload.start();
     await sleep(500);
@@ -104,7 +106,7 @@ export async function runScenario(options: RunOptions): Promise<ScenarioResult> 
         continue;
       }
       try {
-        const did = await runStep(target, clients, history, topic, step, stepRandom);
+        const did = await runStep(target, clients, history, topic, step, stepRandom, pausedNodes);
         faults++;
         log(`  ${scenario.name}: ${did}`);
       } catch (e) {
@@ -114,14 +116,14 @@ export async function runScenario(options: RunOptions): Promise<ScenarioResult> 
       }
       lastHealAt = Date.now();
     }
-    await healAll(target);
+    await healAll(target, pausedNodes);
     lastHealAt = Date.now();
     // Let producers see the healed cluster for a moment, then stop them.
     await sleep(1_000);
     await workload.stopProducers(60_000);
   } catch (e) {
     error = `step failed: ${(e as Error).message}`;
-    await healAll(target).catch(() => undefined);
+    await healAll(target, pausedNodes).catch(() => undefined);
     await workload.stopProducers(30_000);
   }
 
@@ -195,7 +197,7 @@ async function resolveRole(target: ChaosTarget, clients: ReadbackClients, topic:
 }
 
 /** Runs one fault step to its end (the node restarted, the link healed); returns what it did. */
-async function runStep(target: ChaosTarget, clients: ReadbackClients, history: History, topic: string, step: Exclude<Step, { kind: 'quiet' }>, random: Prng): Promise<string> {
+async function runStep(target: ChaosTarget, clients: ReadbackClients, history: History, topic: string, step: Exclude<Step, { kind: 'quiet' }>, random: Prng, pausedNodes: Set<number>): Promise<string> {
   if (step.kind === 'rolling-restart') {
     const done: number[] = [];
     for (const id of target.nodeIds) {
@@ -286,11 +288,8 @@ async function runStep(target: ChaosTarget, clients: ReadbackClients, history: H
   }
 }
 
-/** Nodes a pause step stopped and has not resumed yet (a step that threw midway). */
-const pausedNodes = new Set<number>();
-
 /** Resumes paused nodes, heals links and starts any node that is down. */
-async function healAll(target: ChaosTarget): Promise<void> {
+async function healAll(target: ChaosTarget, pausedNodes: Set<number>): Promise<void> {
   await target.heal();
   for (const id of pausedNodes) await target.fault(id, 'resume');
   pausedNodes.clear();

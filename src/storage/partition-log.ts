@@ -66,9 +66,10 @@ import { INT32_MAX, validateLogConfig } from './log-config.js';
 import { LogDirHealth } from './log-dir-health.js';
 import { loadLog, type LoadedLog, type LogRecoveryReport } from './log-loader.js';
 import { writeLogStartOffset } from './log-start-offset-checkpoint.js';
-import { producerBatchMetaOf, ProducerStateManager, replayBatchOf, type ProducerStateOptions, type ProducerStateSnapshot, type ReplayBatch } from './producer-state.js';
-import { deleteAllProducerSnapshots, loadProducerState, retainLatestProducerSnapshots, writeProducerSnapshot } from './producer-state-snapshot.js';
-import { CorruptBatchError, LogSegment, type BatchLocation, type SegmentCut } from './segment.js';
+import { producerBatchMetaOf, ProducerStateManager, type ProducerStateSnapshot } from './producer-state.js';
+import { loadProducers, type LoadedProducers } from './producer-state-loader.js';
+import { deleteAllProducerSnapshots, retainLatestProducerSnapshots, writeProducerSnapshot } from './producer-state-snapshot.js';
+import { CorruptBatchError, LogSegment, segmentIndexFor, type BatchLocation, type SegmentCut } from './segment.js';
 import { isNotFound, nodeStorageFs, type StorageFs } from './storage-fs.js';
 import { SerialQueue } from './serial-queue.js';
 
@@ -158,69 +159,6 @@ function openedLogMessage(report: LogRecoveryReport): string {
   if (report.created) return 'log created (new and empty)';
   if (report.corruptionRepaired !== undefined) return 'log recovered after repairing a corrupt batch; it must re-fetch from its leader before it may lead';
   return report.cleanShutdown ? 'log loaded after a clean shutdown' : 'log recovered';
-}
-
-interface LoadProducersOptions {
-  fs: StorageFs;
-  directory: string;
-  /** The log's segments as they are now (after recovery, or after a truncation's cut). */
-  segments: readonly LogSegment[];
-  logStartOffset: bigint;
-  logEndOffset: bigint;
-  nowMs: number;
-  expirationMs: number;
-  options: ProducerStateOptions;
-  logger: Logger;
-}
-
-interface LoadedProducers {
-  manager: ProducerStateManager;
-  /** Log fields: where the state came from. */
-  report: { producers: number; producerSnapshotOffset: string | null; producerBatchesReplayed: number; producersExpired: number };
-}
-
-/**
- * The producer state of [logStartOffset, logEndOffset), for open and truncateTo: the newest valid
- * snapshot at or below the log end plus the batch headers after it (loadProducerState, which also
- * deletes snapshots above the log end, durably), then producers already expired dropped (as
- * Kafka drops them when it loads a snapshot). Unreadable snapshots are logged and skipped.
- */
-async function loadProducers(options: LoadProducersOptions): Promise<LoadedProducers> {
-  const { logger, nowMs } = options;
-  const loaded = await loadProducerState({
-    fs: options.fs,
-    directory: options.directory,
-    logStartOffset: options.logStartOffset,
-    logEndOffset: options.logEndOffset,
-    readBatches: (fromOffset) => replayBatches(options.segments, fromOffset, nowMs),
-    producerState: options.options,
-  });
-  for (const skipped of loaded.skipped) {
-    logger.warn({ file: skipped.path, snapshotOffset: skipped.endOffset.toString(), reason: skipped.problem }, 'skipping an unreadable producer-state snapshot; using an older one or the log');
-  }
-  if (loaded.deletedAbove.length > 0) {
-    logger.info({ snapshotOffsets: loaded.deletedAbove.map(String), logEndOffset: options.logEndOffset.toString() }, 'deleted producer-state snapshots above the log end');
-  }
-  const expired = loaded.manager.removeExpired(nowMs, options.expirationMs);
-  return {
-    manager: loaded.manager,
-    report: {
-      producers: loaded.manager.producerCount,
-      producerSnapshotOffset: loaded.snapshotOffset?.toString() ?? null,
-      producerBatchesReplayed: loaded.replayed,
-      producersExpired: expired.length,
-    },
-  };
-}
-
-/** The log's batches from the one holding `fromOffset` on, as replay items (headers only). */
-async function* replayBatches(segments: readonly LogSegment[], fromOffset: bigint, nowMs: number): AsyncGenerator<ReplayBatch> {
-  const first = segmentIndexFor(segments, fromOffset);
-  for (let i = first; i < segments.length; i++) {
-    const segment = segments[i];
-    const start = i === first ? segment.offsetIndex.lookup(fromOffset).position : 0;
-    for await (const batch of segment.batchHeaders(start, segment.size)) yield replayBatchOf(batch.header, nowMs);
-  }
 }
 
 /** I/O errors take the dir offline; KavkaErrors (corruption, validation) and assertion failures pass unchanged. */
@@ -1163,21 +1101,4 @@ export class FilePartitionLog implements PartitionLog {
     }
     this.health.checkOnline(`cannot ${action} ${this.name}`);
   }
-}
-
-/** The index of the last segment whose base offset is <= offset (0 when none is). */
-function segmentIndexFor(segments: readonly LogSegment[], offset: bigint): number {
-  let low = 0;
-  let high = segments.length - 1;
-  let found = 0;
-  while (low <= high) {
-    const middle = (low + high) >>> 1;
-    if (segments[middle].baseOffset <= offset) {
-      found = middle;
-      low = middle + 1;
-    } else {
-      high = middle - 1;
-    }
-  }
-  return found;
 }

@@ -413,3 +413,20 @@ export class LogSegment {
     return this.file.close();
   }
 }
+
+/** The index of the last segment whose base offset is <= offset (0 when none is). */
+export function segmentIndexFor(segments: readonly LogSegment[], offset: bigint): number {
+  let low = 0;
+  let high = segments.length - 1;
+  let found = 0;
+  while (low <= high) {
+    const middle = (low + high) >>> 1;
+    if (segments[middle].baseOffset <= offset) {
+      found = middle;
+      low = middle + 1;
+    } else {
+      high = middle - 1;
+    }
+  }
+  return found;
+}
