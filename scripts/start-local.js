@@ -60,7 +60,8 @@ for (let n = 1; n <= NODE_COUNT; n++) {
       return;
     }
     // A cluster outlives one node: the others keep serving (fault testing kills nodes on purpose).
-    process.stderr.write(`node ${n} exited; the others keep running. Start it again (same data, same ports) with:\n  node ${join('dist', 'cli', 'main.js')} ${nodeArgs(n).filter((a) => a !== '--exit-with-parent').map((a) => (a.includes(',') || a.includes(' ') ? `'${a}'` : a)).join(' ')}\n`);
+    const why = code === 3 ? ' because its metadata log failed (a disk error: see its last log lines; fix the disk first)' : '';
+    process.stderr.write(`node ${n} exited${why}; the others keep running. Start it again (same data, same ports) with:\n  node ${join('dist', 'cli', 'main.js')} ${nodeArgs(n).filter((a) => a !== '--exit-with-parent').map((a) => (a.includes(',') || a.includes(' ') ? `'${a}'` : a)).join(' ')}\n`);
   });
   nodes.push(node);
 }

@@ -20,13 +20,14 @@
 // re-enter the ISRs through fetch + AlterPartition. A failed fsync is never retried.
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../util/clock.js';
 import { systemClock } from '../util/clock.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { buildBrokerConfig, type BrokerConfig } from '../config/index.js';
 import { QuorumController, TOPIC_CONFIG_KEYS, failuresTolerated } from '../controller/index.js';
-import { GrpcRaftTransport, LevelRaftStorage, RaftNode } from '../raft/index.js';
+import { FaultSwitchRaftStorage, GrpcRaftTransport, LevelRaftStorage, RaftNode } from '../raft/index.js';
 import { KavkaError } from '../util/errors.js';
 import { AlterPartitionRefused, ReplicaManager } from '../replication/index.js';
 import { FaultInjectingFs, nodeStorageFs, openLogManager, topicPartitionName, type FsOperation, type LogConfig, type LogManager, type StorageFs } from '../storage/index.js';
@@ -42,6 +43,13 @@ export interface StartBrokerOptions {
   random?: () => number;
   newTopicId?: () => string;
   fs?: StorageFs;
+  /**
+   * Called once if the metadata log fails (its store cannot write or read). The node then stops
+   * serving for good: its metadata can no longer advance, so it must not act on it. `kavka broker`
+   * halts the process here (exit code 3, as Kafka halts), so a supervisor restarts it and
+   * start-up recovery runs.
+   */
+  onFatal?: (error: KavkaError) => void;
 }
 
 export interface Broker {
@@ -109,7 +117,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
 
   // debug.fault.injection.enable: storage goes through a switch the admin port can flip (chaos runs).
   const faultFs = options.fs === undefined && config.get('debug.fault.injection.enable') ? new FaultInjectingFs(nodeStorageFs, { recordCalls: false }) : undefined;
-  if (faultFs !== undefined) logger.warn({ logDir: config.logDir }, 'debug.fault.injection.enable is on: POST /debug/storage-fault on the admin port makes log dir writes fail');
+  if (faultFs !== undefined) logger.warn({ logDir: config.logDir, metadataLogDir: config.metadataLogDir }, 'debug.fault.injection.enable is on: POST /debug/storage-fault on the admin port makes log dir (or metadata log) writes fail');
   const logManager = await openLogManager({
     logDir: config.logDir,
     nodeId,
@@ -161,13 +169,20 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
     logger: logger.child({ component: 'raft-transport' }),
   });
   let raft: RaftNode;
+  /** debug.fault.injection.enable: the switch that makes the metadata log's writes fail. */
+  let metadataFaults: FaultSwitchRaftStorage | undefined;
   let raftDirectoryId: string | undefined;
   try {
-    const storage = await LevelRaftStorage.open({ directory: join(config.logDir, RAFT_DIRECTORY), clusterId: config.clusterId, nodeId, newDirectoryId: randomUUID });
-    if (storage.fresh) await formatFreshRaftStore(storage, transport, config, logger);
-    raftDirectoryId = storage.directoryId;
+    const raftDirectory = join(config.metadataLogDir, RAFT_DIRECTORY);
+    await mkdir(config.metadataLogDir, { recursive: true }).catch((error: unknown) => {
+      throw new KavkaError('KAFKA_STORAGE_ERROR', `cannot create metadata.log.dir ${config.metadataLogDir}: ${(error as Error).message}`, { cause: error });
+    });
+    const levelStorage = await LevelRaftStorage.open({ directory: raftDirectory, clusterId: config.clusterId, nodeId, newDirectoryId: randomUUID });
+    if (levelStorage.fresh) await formatFreshRaftStore(levelStorage, transport, config, logger);
+    raftDirectoryId = levelStorage.directoryId;
+    const storage = faultFs === undefined ? levelStorage : (metadataFaults = new FaultSwitchRaftStorage(levelStorage, raftDirectory));
     raft = await RaftNode.open({
-      directoryId: storage.directoryId,
+      directoryId: raftDirectoryId,
       nodeId,
       bootstrap: { voters: config.quorumVoters.map((v) => v.nodeId).sort((a, b) => a - b), learners: [] },
       ...timing,
@@ -206,11 +221,16 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
     const status = raft.status();
     return { nodeId, term: status.term, lastIndex: status.lastIndex, commit: status.committed, directoryId: raftDirectoryId ?? '', knowsNode: controller.image.brokers.has(from) };
   });
-  let fatal: Error | undefined;
+  let fatal: KavkaError | undefined;
+  /** Callers of waitReady: settled once the node serves, or when the metadata log fails. */
+  const readyWaiters = new Set<{ done: () => void; fail: (error: KavkaError) => void }>();
   raft.onFailure((error) => {
     fatal = error;
     readiness = { ready: false, reason: `the metadata log failed: ${error.message}` };
     logger.fatal({ err: error }, 'the metadata log failed; this node stops serving and must be restarted');
+    for (const waiter of readyWaiters) waiter.fail(error);
+    readyWaiters.clear();
+    options.onFatal?.(error);
   });
   // Learners and voters added later are reached at the endpoint they registered.
   const knownPeerAddresses = new Map<number, string>();
@@ -274,17 +294,21 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
     () => readiness,
     faultFs === undefined
       ? undefined
-      : (errno) => {
-          faultFs.clearFaults();
-          if (errno !== null) for (const operation of STORAGE_WRITES) faultFs.failAlways(operation, errno);
-          logger.warn({ logDir: config.logDir, errno }, errno === null ? 'debug: storage writes succeed again' : 'debug: storage writes now fail');
+      : (errno, store) => {
+          if (store === 'log') {
+            faultFs.clearFaults();
+            if (errno !== null) for (const operation of STORAGE_WRITES) faultFs.failAlways(operation, errno);
+          } else {
+            metadataFaults?.failWrites(errno);
+          }
+          const dir = store === 'log' ? { logDir: config.logDir } : { metadataLogDir: config.metadataLogDir };
+          logger.warn({ ...dir, errno }, errno === null ? `debug: ${store} writes succeed again` : `debug: ${store} writes now fail`);
         },
   );
   let retentionCancel: (() => void) | undefined;
   let unsubscribeImage: () => void = () => undefined;
   let lifecycle: BrokerLifecycle | undefined;
   let stopped = false;
-  const readyWaiters = new Set<() => void>();
   const updateReadiness = () => {
     if (stopped || fatal !== undefined) return;
     const state = lifecycle?.state;
@@ -296,7 +320,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
       : self === undefined || self.fenced || state.fenced || self.incarnationId !== lifecycle?.incarnationId ? { ready: false, reason: 'fenced: waiting for the controller to accept this broker' }
       : { ready: true };
     if (readiness.ready) {
-      for (const resolve of readyWaiters) resolve();
+      for (const waiter of readyWaiters) waiter.done();
       readyWaiters.clear();
     }
   };
@@ -308,15 +332,25 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
         resolve();
         return;
       }
+      if (fatal !== undefined) {
+        reject(fatal);
+        return;
+      }
       const cancel = clock.schedule(timeoutMs, () => {
-        readyWaiters.delete(done);
+        readyWaiters.delete(waiter);
         reject(new KavkaError('REQUEST_TIMED_OUT', `node ${nodeId} was not ready within ${timeoutMs} ms: ${readiness.ready ? 'ready' : readiness.reason}`));
       });
-      const done = () => {
-        cancel();
-        resolve();
+      const waiter = {
+        done: () => {
+          cancel();
+          resolve();
+        },
+        fail: (error: KavkaError) => {
+          cancel();
+          reject(error);
+        },
       };
-      readyWaiters.add(done);
+      readyWaiters.add(waiter);
     });
 
   // ---------------------------------------------------------------- offline log dir and back

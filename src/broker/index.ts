@@ -1,1 +1,1 @@
-export { startBroker, logConfigFor, type Broker, type StartBrokerOptions } from './broker-node.js';
+export { startBroker, logConfigFor, RAFT_DIRECTORY, type Broker, type StartBrokerOptions } from './broker-node.js';

@@ -42,7 +42,7 @@ export async function runChaos(options: ChaosOptions): Promise<ScenarioResult[]>
         target = compose;
       } else {
         scratch = await mkdtemp(join(tmpdir(), `kavka-chaos-${scenario.name}-`));
-        target = await startProcessTarget({ dataRoot: scratch, logDir: reportDir, profile: options.profile });
+        target = await startProcessTarget({ dataRoot: scratch, logDir: reportDir, smallDisks: scenario.smallDisks?.includes(options.profile) === true, log: options.log });
       }
       const result = await runScenario({ scenario, profile: options.profile, seed, target, reportDir, log: options.log });
       results.push(result);

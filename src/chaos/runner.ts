@@ -9,7 +9,8 @@ import { checkHistory, formatViolations, History, historyToJson, type Violation 
 import { compareReplicaFiles, readFinal, ReadbackClients, replicaPositions, waitConverged } from './readback.js';
 import { capabilityOf, describeStep, type Profile, type Role, type Scenario, type Step } from './scenarios.js';
 import { flipBit, tornTail, wipe } from './disk-faults.js';
-import type { ChaosTarget } from './target.js';
+import type { ChaosTarget, NodeEvent } from './target.js';
+import { EXIT_METADATA_LOG_FAILED } from '../cli/exit-codes.js';
 import { Workload } from './workload.js';
 
 export interface RunOptions {
@@ -92,6 +93,12 @@ export async function runScenario(options: RunOptions): Promise<ScenarioResult> 
   const stepRandom = random.fork();
   /** Nodes a pause step stopped and has not resumed yet (a step that threw midway). */
   const pausedNodes = new Set<number>();
+  // Nodes that exit by themselves, and the supervisor's restarts, go into the history too.
+  const unwatch = target.watch?.((event) => {
+    history.fault(event.what, [event.node]);
+    log(`  ${scenario.name}: ${event.what}`);
+  });
+  const context: StepContext = { target, clients, history, topic, random: stepRandom, pausedNodes, metadataWrites: 0 };
   try {
     await workload.start();
     await sleep(500);
@@ -106,7 +113,7 @@ export async function runScenario(options: RunOptions): Promise<ScenarioResult> 
         continue;
       }
       try {
-        const did = await runStep(target, clients, history, topic, step, stepRandom, pausedNodes);
+        const did = await runStep(context, step);
         faults++;
         log(`  ${scenario.name}: ${did}`);
       } catch (e) {
@@ -146,6 +153,7 @@ export async function runScenario(options: RunOptions): Promise<ScenarioResult> 
   } catch (e) {
     error ??= `read-back failed: ${(e as Error).message}`;
   } finally {
+    unwatch?.();
     await workload.close();
     clients.close();
   }
@@ -196,8 +204,21 @@ async function resolveRole(target: ChaosTarget, clients: ReadbackClients, topic:
   return undefined;
 }
 
+interface StepContext {
+  target: ChaosTarget;
+  clients: ReadbackClients;
+  history: History;
+  topic: string;
+  random: Prng;
+  /** Nodes a pause step stopped and has not resumed yet (a step that threw midway). */
+  pausedNodes: Set<number>;
+  /** Topics created so far to make the cluster write its metadata log. */
+  metadataWrites: number;
+}
+
 /** Runs one fault step to its end (the node restarted, the link healed); returns what it did. */
-async function runStep(target: ChaosTarget, clients: ReadbackClients, history: History, topic: string, step: Exclude<Step, { kind: 'quiet' }>, random: Prng, pausedNodes: Set<number>): Promise<string> {
+async function runStep(context: StepContext, step: Exclude<Step, { kind: 'quiet' }>): Promise<string> {
+  const { target, clients, history, topic, random, pausedNodes } = context;
   if (step.kind === 'rolling-restart') {
     const done: number[] = [];
     for (const id of target.nodeIds) {
@@ -262,6 +283,15 @@ async function runStep(target: ChaosTarget, clients: ReadbackClients, history: H
       return `delayed node ${node}'s links by ${step.delayMs} ms for ${step.ms} ms`;
     }
     case 'disk-full': {
+      if (target.capabilities?.has('small-disks') === true && target.fillDisk !== undefined && target.freeDisk !== undefined) {
+        history.fault(`filling node ${node}'s log dir file system`, [node]);
+        const bytes = await target.fillDisk(node);
+        history.fault(`node ${node}'s log dir file system is full (ballast ${bytes} bytes)`, [node]);
+        await sleep(step.ms);
+        await target.freeDisk(node);
+        history.fault(`deleted the ballast on node ${node}: space is back`, [node]);
+        return `filled node ${node}'s log dir tmpfs (${step.role}) with ${Math.round(bytes / 2 ** 20)} MiB for ${step.ms} ms, then deleted the ballast`;
+      }
       if (target.storageFault === undefined) throw new StepSkipped('disk-full: the target cannot inject storage faults');
       history.fault(`ENOSPC on node ${node}`, [node]);
       await target.storageFault(node, 'ENOSPC');
@@ -269,6 +299,24 @@ async function runStep(target: ChaosTarget, clients: ReadbackClients, history: H
       await target.storageFault(node, null);
       history.fault(`space back on node ${node}`, [node]);
       return `ENOSPC on node ${node} (${step.role}) for ${step.ms} ms`;
+    }
+    case 'metadata-disk-full': {
+      if (target.storageFault === undefined || target.watch === undefined) throw new StepSkipped('metadata-disk-full: the target cannot fail a metadata log and restart the node');
+      const watch = target.watch.bind(target);
+      const exited = nextEvent(watch, node, 'exited', 20_000);
+      const restarted = nextEvent(watch, node, 'restarted', 60_000);
+      history.fault(`ENOSPC on node ${node}'s metadata log (${step.role})`, [node]);
+      await target.storageFault(node, 'ENOSPC', 'metadata');
+      // A quiet cluster writes nothing to its metadata log: create a topic, so every voter does.
+      context.metadataWrites += 1;
+      void createTopic(target, `${topic}-meta${context.metadataWrites}`);
+      const exit = await exited.promise;
+      if (exit.code !== EXIT_METADATA_LOG_FAILED) {
+        restarted.cancel();
+        throw new Error(`node ${node} exited with code ${exit.code} after its metadata log failed; expected ${EXIT_METADATA_LOG_FAILED}`);
+      }
+      await restarted.promise;
+      return `ENOSPC on node ${node}'s metadata log (${step.role}): it halted with exit code ${EXIT_METADATA_LOG_FAILED} and its supervisor restarted it`;
     }
     case 'torn-tail':
     case 'bit-flip':
@@ -285,6 +333,41 @@ async function runStep(target: ChaosTarget, clients: ReadbackClients, history: H
       if (!damage.damaged) throw new StepSkipped(`node ${node} (${step.role}): ${damage.what}; restarted`);
       return `node ${node} (${step.role}): ${damage.what}; restarted`;
     }
+  }
+}
+
+/** The next event of `kind` for `node`; the promise rejects after timeoutMs. */
+function nextEvent(watch: NonNullable<ChaosTarget['watch']>, node: number, kind: NodeEvent['kind'], timeoutMs: number): { promise: Promise<NodeEvent>; cancel(): void } {
+  let cancel = () => undefined as void;
+  const promise = new Promise<NodeEvent>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      unwatch();
+      reject(new Error(`node ${node}: no '${kind}' within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const unwatch = watch((event) => {
+      if (event.node !== node || event.kind !== kind) return;
+      clearTimeout(timer);
+      unwatch();
+      resolve(event);
+    });
+    cancel = () => {
+      clearTimeout(timer);
+      unwatch();
+    };
+  });
+  return { promise, cancel };
+}
+
+/** Creates a one-partition topic; failures are ignored (it only makes the metadata log grow). */
+async function createTopic(target: ChaosTarget, name: string): Promise<void> {
+  const admin = new Kavka({ clientId: 'chaos-metadata', brokers: target.bootstrap(), retry: { retries: 10 } }).admin();
+  try {
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic: name, numPartitions: 1, replicationFactor: 1 }], timeoutMs: 10_000 });
+  } catch {
+    // The node the fault hit may have been the controller; the write happened or will not matter.
+  } finally {
+    await admin.disconnect().catch(() => undefined);
   }
 }
 

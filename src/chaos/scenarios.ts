@@ -18,10 +18,11 @@ export type Step =
   | { kind: 'rolling-restart' }
   | { kind: 'torn-tail' | 'bit-flip' | 'wipe'; role: Role; partition: number; downMs: number }
   | { kind: 'disk-full'; role: Role; partition: number; ms: number }
+  | { kind: 'metadata-disk-full'; role: Role; partition: number }
   | { kind: 'quiet'; ms: number };
 
 /** What a target must support for a step. */
-export type Capability = 'signals' | 'links' | 'one-way-links' | 'delays' | 'data-dir' | 'storage-faults';
+export type Capability = 'signals' | 'links' | 'one-way-links' | 'delays' | 'data-dir' | 'storage-faults' | 'metadata-faults';
 
 export function capabilityOf(step: Step): Capability | undefined {
   switch (step.kind) {
@@ -37,6 +38,8 @@ export function capabilityOf(step: Step): Capability | undefined {
       return 'data-dir';
     case 'disk-full':
       return 'storage-faults';
+    case 'metadata-disk-full':
+      return 'metadata-faults';
     case 'quiet':
       return undefined;
     default:
@@ -50,6 +53,12 @@ export interface Scenario {
   proves: string;
   /** Long profile only. */
   longOnly?: boolean;
+  /**
+   * In these profiles each node's log dir is a small tmpfs of its own (metadata.log.dir on the
+   * ordinary disk), so a disk-full step fills a real file system. Needs root; without it the
+   * steps fall back to ENOSPC injected through the storage interface, and say so.
+   */
+  smallDisks?: readonly Profile[];
   plan(random: Prng, profile: Profile, partitions: number): Step[];
 }
 
@@ -107,8 +116,14 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'disk-full',
-    proves: 'ENOSPC on one node: its log dir goes offline, it stops leading and following, the controller moves leaders and shrinks ISRs, nothing acknowledged is lost, and it rejoins through recovery once space returns',
+    proves: 'ENOSPC on one node: its log dir goes offline, it stops leading and following, the controller moves leaders and shrinks ISRs, nothing acknowledged is lost, and it rejoins through recovery once space returns (long profile: a real full tmpfs)',
+    smallDisks: ['long'],
     plan: (random, profile, partitions) => repeat(random, times(profile, 1, 3), [1000, 2000], () => ({ kind: 'disk-full', role: random.pick(['leader', 'follower'] as const), partition: random.int(partitions), ms: between(random, 2000, 4000) })),
+  },
+  {
+    name: 'metadata-disk-full',
+    proves: 'ENOSPC under one node\'s metadata log: the node halts at once (exit code 3) rather than serve with metadata it can no longer follow; leaders move, nothing acknowledged is lost, and once its supervisor restarts it, it recovers and rejoins',
+    plan: (random, profile, partitions) => repeat(random, times(profile, 1, 3), [1500, 2500], () => ({ kind: 'metadata-disk-full', role: random.pick(['controller', 'leader', 'follower'] as const), partition: random.int(partitions) })),
   },
   {
     name: 'torn-segment',
@@ -141,6 +156,7 @@ export const SCENARIOS: readonly Scenario[] = [
         () => ({ kind: 'torn-tail', role: 'follower', partition: random.int(partitions), downMs: 0 }),
         () => ({ kind: 'bit-flip', role: 'follower', partition: random.int(partitions), downMs: 0 }),
         () => ({ kind: 'disk-full', role: 'random', partition: 0, ms: between(random, 1500, 3000) }),
+        () => ({ kind: 'metadata-disk-full', role: 'random', partition: 0 }),
       ];
       return repeat(random, times(profile, 6, 30), [200, 1000], () => random.pick(pool)());
     },
@@ -171,6 +187,8 @@ export function describeStep(step: Step): string {
       return `SIGKILL ${who}, delete its data dir, restart after ${step.downMs} ms`;
     case 'disk-full':
       return `ENOSPC on ${who}'s log dir for ${step.ms} ms`;
+    case 'metadata-disk-full':
+      return `ENOSPC on ${who}'s metadata log until it halts; its supervisor restarts it`;
     case 'quiet':
       return `no fault for ${step.ms} ms`;
   }

@@ -9,6 +9,16 @@ export type NodeFault =
   | 'pause' // SIGSTOP (docker pause): the process is frozen, sockets stay open
   | 'resume'; // SIGCONT (docker unpause)
 
+/** Something that happened to a node without a step doing it. */
+export interface NodeEvent {
+  node: number;
+  /** exited: the process ended by itself (crash, or a halt on a failed metadata log); restarted / restart-failed: the supervisor's attempt. */
+  kind: 'exited' | 'restarted' | 'restart-failed';
+  /** The exit code, for 'exited'. */
+  code?: number | null;
+  what: string;
+}
+
 export interface ChaosTarget {
   /** A short name for reports: 'process' or 'compose'. */
   readonly kind: string;
@@ -51,8 +61,23 @@ export interface ChaosTarget {
   dataDir?(id: number): string;
   /** A replica's segment files back to back, for the byte comparison. */
   replicaBytes?(id: number, topic: string, partition: number): Promise<Buffer>;
-  /** Makes a node's storage writes fail with `errno` (null: succeed again) (needs 'storage-faults'). */
-  storageFault?(id: number, errno: string | null): Promise<void>;
+  /**
+   * Makes a node's storage writes fail with `errno` (null: succeed again) (needs
+   * 'storage-faults'): its log dir's ('log', the default) or its metadata log's ('metadata').
+   */
+  storageFault?(id: number, errno: string | null, store?: 'log' | 'metadata'): Promise<void>;
+  /**
+   * Reports nodes that exit by themselves and the target's restarts of them: like docker's
+   * restart policy, the process target restarts such a node with backoff (needs 'supervisor').
+   */
+  watch?(listener: (event: NodeEvent) => void): () => void;
+  /**
+   * Fills the file system under a node's log dir with a ballast file until writes fail with
+   * ENOSPC (needs 'small-disks': the log dir is a small file system of its own); returns the
+   * ballast's size in bytes. freeDisk deletes the ballast, so space returns.
+   */
+  fillDisk?(id: number): Promise<number>;
+  freeDisk?(id: number): Promise<void>;
   /** Stops everything the target started (processes, proxies); data stays for inspection. */
   destroy(): Promise<void>;
 }

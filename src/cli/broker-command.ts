@@ -1,10 +1,14 @@
 // `kavka broker --config server.properties [--override key=value ...]`: runs one node until
 // SIGTERM or SIGINT, then shuts down cleanly within shutdown.timeout.ms. A second signal, or the
-// bound passing, exits at once (the log recovers on the next start).
+// bound passing, exits at once (the log recovers on the next start). If the metadata log fails
+// (a disk error under its store) the process halts with EXIT_METADATA_LOG_FAILED, as Kafka halts:
+// the node can no longer follow the cluster's metadata, so it must not go on serving, and a
+// supervisor (docker's restart policy, systemd) starts it again through recovery.
 import { KavkaError } from '../util/errors.js';
 import { describeBrokerConfigKeys, loadBrokerConfig } from '../config/index.js';
 import { createLogger } from '../util/logger.js';
 import { startBroker, type Broker } from '../broker/index.js';
+import { EXIT_METADATA_LOG_FAILED } from './exit-codes.js';
 
 const USAGE = `usage: kavka broker [--config server.properties] [--override key=value ...]
 
@@ -13,6 +17,9 @@ Runs one Kavka node. Config precedence: --override > KAVKA_<KEY> environment > f
   --override K=V      set one key (repeatable)
   --help-config       list every key with its default
   --exit-with-parent  stop cleanly when stdin closes (used by npm start)
+
+Exit codes: 0 after a clean shutdown; 1 when start-up or shutdown failed; 3 when the metadata
+log failed (a disk error): the node halts at once and its logs recover on the next start.
 `;
 
 export async function runBrokerCommand(argv: string[]): Promise<void> {
@@ -79,7 +86,12 @@ export async function runBrokerCommand(argv: string[]): Promise<void> {
     process.stdin.on('error', () => shutdown('parent exited'));
     process.stdin.resume();
   }
-  const started = startBroker({ config, logger });
+  const halt = (error: Error) => {
+    logger.fatal({ nodeId: config.nodeId, err: error, exitCode: EXIT_METADATA_LOG_FAILED }, 'halting: the metadata log failed. Fix the disk (space, permissions, hardware) and start the node again; it recovers its logs at start-up');
+    logger.flush();
+    process.exit(EXIT_METADATA_LOG_FAILED);
+  };
+  const started = startBroker({ config, logger, onFatal: halt });
   starting = started.catch(() => undefined);
   await started;
 }

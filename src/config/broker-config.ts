@@ -26,6 +26,7 @@ export const BROKER_CONFIG_KEYS = {
   'inter.broker.listener.name': { doc: 'Listener other nodes use to reach this one.', default: 'INTERNAL', parse: parseString },
   'admin.listener': { doc: 'host:port of the admin HTTP server (/healthz, /readyz, /metrics).', default: '127.0.0.1:9644', parse: parseString },
   'log.dirs': { doc: 'Data directory (one); empty = ./data/node-<node.id>.', default: '', parse: parseString },
+  'metadata.log.dir': { doc: 'Directory of the metadata log (the Raft store, in its __kavka_metadata subdirectory); empty = log.dirs. On a disk of its own, a full or failing data disk only takes the log dir offline, while a failure of this one halts the node.', default: '', parse: parseString },
   'log.level': { doc: 'Log level: trace, debug, info, warn, error, fatal, silent.', default: 'info', parse: parseChoice('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent') },
   'num.partitions': { doc: 'Partitions of an auto-created topic or of a create without a count.', default: '1', parse: parseInteger(1, 100_000) },
   'default.replication.factor': { doc: 'Replication factor of a create without one.', default: '1', parse: parseInteger(1, 32_767) },
@@ -51,7 +52,7 @@ export const BROKER_CONFIG_KEYS = {
   'fetch.max.bytes': { doc: 'Largest fetch response; larger requests are clamped.', default: '57671680', parse: parseInteger(1024, INT32_MAX) },
   'fetch.max.wait.ms.limit': { doc: 'Longest long-poll a fetch may ask for; Kavka only.', default: '30000', parse: parseInteger(0, INT32_MAX) },
   'shutdown.timeout.ms': { doc: 'Bound on a controlled shutdown; Kavka only.', default: '10000', parse: parseInteger(0, INT32_MAX) },
-  'debug.fault.injection.enable': { doc: 'Lets POST /debug/storage-fault on the admin port make log dir writes fail (ENOSPC, EIO), for `npm run chaos`; never enable it in production. Kavka only.', default: 'false', parse: parseBoolean },
+  'debug.fault.injection.enable': { doc: 'Lets POST /debug/storage-fault on the admin port make log dir writes (or, with "store":"metadata", the metadata log) fail (ENOSPC, EIO), for `npm run chaos`; never enable it in production. Kavka only.', default: 'false', parse: parseBoolean },
   'replica.lag.time.max.ms': { doc: 'A follower that has not caught up with the leader for this long leaves the ISR.', default: '30000', parse: parseInteger(10, INT32_MAX) },
   'replica.fetch.wait.max.ms': { doc: 'Longest a follower fetch waits at the leader for new data.', default: '500', parse: parseInteger(0, INT32_MAX) },
   'replica.fetch.min.bytes': { doc: 'Bytes a follower fetch waits for before the leader answers.', default: '1', parse: parseInteger(1, INT32_MAX) },
@@ -120,6 +121,8 @@ export interface BrokerConfig {
   readonly nodeId: number;
   readonly clusterId: string;
   readonly logDir: string;
+  /** Where the metadata log's store lives (metadata.log.dir, else logDir). */
+  readonly metadataLogDir: string;
   readonly listeners: readonly Listener[];
   readonly advertisedListeners: readonly Listener[];
   readonly admin: { host: string; port: number };
@@ -264,12 +267,14 @@ export function buildBrokerConfig(sources: ConfigSources): BrokerConfig {
   const rollMsRaw = get('log.roll.ms');
   const rollMs = rollMsRaw !== '' ? Number(rollMsRaw) : get('log.roll.hours') * 3_600_000;
 
+  const logDir = get('log.dirs') === '' ? `./data/node-${get('node.id')}` : get('log.dirs');
   return {
     values,
     sources: origins,
     nodeId: get('node.id'),
     clusterId: get('cluster.id'),
-    logDir: get('log.dirs') === '' ? `./data/node-${get('node.id')}` : get('log.dirs'),
+    logDir,
+    metadataLogDir: get('metadata.log.dir') === '' ? logDir : get('metadata.log.dir'),
     listeners,
     advertisedListeners,
     admin: parseHostPort(get('admin.listener'), 'admin.listener'),

@@ -36,6 +36,11 @@ export interface ClusterProcessOptions {
   /** Extra config for every node (and per node). */
   overrides?: Record<string, string>;
   nodeOverrides?: (nodeId: number) => Record<string, string>;
+  /**
+   * Called when a node's process exits without signal() having ended it (it crashed, or halted
+   * on a failed metadata log with exit code 3). The node counts as down from then on.
+   */
+  onUnexpectedExit?: (nodeId: number, exit: { code: number | null; signal: NodeJS.Signals | null }) => void;
 }
 
 export interface ProcessNode {
@@ -96,6 +101,10 @@ export class ProcessCluster {
   readonly nodes = new Map<number, ProcessNode>();
   private readonly clients = new Map<number, KavkaClient>();
   private readonly grpcPackage = loadKavkaGrpc();
+  /** Starts in flight, so a second startNode of the same node waits for the first. */
+  private readonly starting = new Map<number, Promise<void>>();
+  /** Processes signal() is ending on purpose (their exit is not unexpected). */
+  private readonly ending = new WeakSet<BrokerProcess>();
 
   private constructor(
     private readonly options: ClusterProcessOptions,
@@ -143,9 +152,21 @@ export class ProcessCluster {
     return node;
   }
 
-  /** Starts (or restarts) node `id` on its ports and data dir; returns once it listens. */
-  async startNode(id: number): Promise<void> {
+  /**
+   * Starts (or restarts) node `id` on its ports and data dir; returns once it listens. A start
+   * already in flight for the node is waited for instead of starting a second process.
+   */
+  startNode(id: number): Promise<void> {
+    const inFlight = this.starting.get(id);
+    if (inFlight !== undefined) return inFlight;
+    const start = this.startProcess(id).finally(() => this.starting.delete(id));
+    this.starting.set(id, start);
+    return start;
+  }
+
+  private async startProcess(id: number): Promise<void> {
     const node = this.node(id);
+    if (node.process !== undefined) return;
     const overrides: Record<string, string> = {
       'node.id': String(id),
       listeners: `CLIENT://${node.clientAddress},INTERNAL://${node.internalAddress}`,
@@ -160,7 +181,14 @@ export class ProcessCluster {
     // outgoing connection; that is short-lived, so try again a few times.
     for (let attempt = 1; ; attempt++) {
       try {
-        node.process = await startBrokerProcess(this.dataDir(id), overrides, this.options.logDir === undefined ? {} : { logFile: this.logFile(id) });
+        const proc = await startBrokerProcess(this.dataDir(id), overrides, this.options.logDir === undefined ? {} : { logFile: this.logFile(id) });
+        node.process = proc;
+        void proc.exited.then((exit) => {
+          if (this.ending.has(proc) || node.process !== proc) return;
+          node.process = undefined;
+          this.dropClient(id);
+          this.options.onUnexpectedExit?.(id, exit);
+        });
         return;
       } catch (error) {
         if (attempt >= 5 || !/EADDRINUSE/.test((error as Error).message)) throw error;
@@ -202,6 +230,7 @@ export class ProcessCluster {
   async signal(id: number, signal: NodeJS.Signals): Promise<void> {
     const proc = this.node(id).process;
     if (proc === undefined) return;
+    if (signal === 'SIGKILL' || signal === 'SIGTERM') this.ending.add(proc);
     proc.child.kill(signal);
     if (signal === 'SIGKILL' || signal === 'SIGTERM') {
       await proc.exited;
@@ -253,6 +282,7 @@ export class ProcessCluster {
 
   /** Stops every node (SIGKILL, so a test's teardown is quick) and the proxies. Keeps the data. */
   async destroy(): Promise<void> {
+    await Promise.allSettled(this.starting.values());
     await Promise.all([...this.nodes.keys()].map((id) => this.signal(id, 'SIGKILL')));
     for (const client of this.clients.values()) client.close();
     this.clients.clear();

@@ -43,6 +43,7 @@ export { makeConfig, applyConfigChange, validateConfigChange, formatConfig } fro
 export type { ProgressState } from './progress.js';
 export { RaftNode, type RaftNodeOptions, type ApplyEvent, type ApplyHandler, type LeaderChange, type Committed } from './raft-node.js';
 export { MemoryRaftStorage, applyWrite, type RaftStorage, type PersistWrite } from './raft-storage.js';
+export { FaultSwitchRaftStorage } from './fault-switch-raft-storage.js';
 export { LevelRaftStorage, RAFT_WRITE_OPTIONS, type LevelRaftStorageOptions } from './level-raft-storage.js';
 export { MemoryRaftNetwork, type RaftTransport } from './raft-transport.js';
 export {

@@ -1,15 +1,20 @@
 // The admin HTTP port: /healthz (the process answers), /readyz (ready to serve: listeners bound,
 // metadata loaded, log dir online) and Prometheus /metrics. With debug.fault.injection.enable,
-// also POST /debug/storage-fault {"errno": "ENOSPC" | "EIO" | null}: from then on every write,
-// fsync and file creation in the log dir fails with that errno (null: they succeed again).
+// also POST /debug/storage-fault {"errno": "ENOSPC" | "EIO" | null, "store": "log" | "metadata"}:
+// from then on every write, fsync and file creation in the log dir (store "log", the default), or
+// every write of the metadata log's store ("metadata"), fails with that errno (null: they succeed
+// again).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
 
-/** Sets (or with null clears) the errno storage writes fail with. */
-export type StorageFaultSwitch = (errno: string | null) => void;
+/** Which storage a fault hits: the log dir's partitions, or the metadata log's store. */
+export type FaultStore = 'log' | 'metadata';
+
+/** Sets (or with null clears) the errno one store's writes fail with. */
+export type StorageFaultSwitch = (errno: string | null, store: FaultStore) => void;
 
 const STORAGE_FAULT_ERRNOS = new Set(['ENOSPC', 'EIO', 'EDQUOT', 'EROFS']);
 
@@ -26,18 +31,20 @@ export class AdminHttpServer {
           if (body.length < 1024) body += chunk;
         });
         req.on('end', () => {
-          let errno: unknown;
+          let parsed: { errno?: unknown; store?: unknown } = {};
           try {
-            errno = (JSON.parse(body) as { errno?: unknown }).errno;
+            parsed = JSON.parse(body) as { errno?: unknown; store?: unknown };
           } catch {
-            errno = undefined;
+            parsed = {};
           }
-          if (errno !== null && (typeof errno !== 'string' || !STORAGE_FAULT_ERRNOS.has(errno))) {
-            res.writeHead(400, { 'content-type': 'text/plain' }).end(`body must be {"errno": one of ${[...STORAGE_FAULT_ERRNOS].join(', ')} or null}\n`);
+          const { errno } = parsed;
+          const store = parsed.store ?? 'log';
+          if ((errno !== null && (typeof errno !== 'string' || !STORAGE_FAULT_ERRNOS.has(errno))) || (store !== 'log' && store !== 'metadata')) {
+            res.writeHead(400, { 'content-type': 'text/plain' }).end(`body must be {"errno": one of ${[...STORAGE_FAULT_ERRNOS].join(', ')} or null, "store": "log" (default) or "metadata"}\n`);
             return;
           }
-          storageFault(errno);
-          res.writeHead(200, { 'content-type': 'text/plain' }).end(errno === null ? 'storage writes succeed again\n' : `storage writes fail with ${errno}\n`);
+          storageFault(errno, store);
+          res.writeHead(200, { 'content-type': 'text/plain' }).end(errno === null ? `${store} writes succeed again\n` : `${store} writes fail with ${errno}\n`);
         });
       } else if (path === '/healthz') {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
