@@ -5,25 +5,15 @@
 // - a rolling restart (SIGTERM = controlled shutdown, then wait until no partition is
 //   under-replicated before the next node) loses no write, and a retrying idempotent client sees
 //   no failed acks=all produce and no duplicate.
-import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { FAST_CLUSTER_TIMING, ProcessCluster } from '../../src/harness/cluster-process.js';
+import { processClusters } from '../helpers/process-clusters.js';
 import { Kavka } from '../../src/client/index.js';
 import { call, rawClient } from '../server/raw-client.js';
 import type { ProduceResponse__Output } from '../../src/gen/kavka/v1/ProduceResponse.js';
 
 const CEILING_MS = 30_000;
-let cluster: ProcessCluster | undefined;
-let dataRoot: string | undefined;
-
-afterEach(async () => {
-  await cluster?.destroy();
-  cluster = undefined;
-  if (dataRoot !== undefined) await rm(dataRoot, { recursive: true, force: true });
-  dataRoot = undefined;
-});
+const clusters = processClusters('kavka-avail-');
 
 const TIMING = { ...FAST_CLUSTER_TIMING, 'replica.lag.time.max.ms': '2000', 'replica.fetch.wait.max.ms': '100' };
 
@@ -36,8 +26,7 @@ async function createTopic(c: ProcessCluster, via: number, topic: object): Promi
 
 describe('availability with real processes', () => {
   it('3 voters + 2 broker-only nodes: a partition with replication factor 3 keeps taking acks=all writes through 2 replica failures', async () => {
-    dataRoot = await mkdtemp(join(tmpdir(), 'kavka-avail-'));
-    const c = (cluster = await ProcessCluster.start({ size: 3, observers: 2, dataRoot, overrides: TIMING }));
+    const c = await clusters.start({ size: 3, observers: 2, overrides: TIMING });
     await c.waitReady([1, 2, 3, 4, 5]);
     // Replicas on both broker-only nodes and one voter; acks=all needs one in-sync replica.
     await createTopic(c, 1, { name: 'spread', assignments: [{ partition: 0, brokerIds: [4, 5, 1] }], configs: { 'min.insync.replicas': '1' } });
@@ -69,8 +58,7 @@ describe('availability with real processes', () => {
   });
 
   it('a rolling restart that waits for no under-replicated partition between nodes: no failed acks=all produce, nothing lost, nothing duplicated', async () => {
-    dataRoot = await mkdtemp(join(tmpdir(), 'kavka-rolling-'));
-    const c = (cluster = await ProcessCluster.start({ size: 3, dataRoot, overrides: { ...TIMING, 'default.replication.factor': '3', 'min.insync.replicas': '2' } }));
+    const c = await clusters.start({ size: 3, overrides: { ...TIMING, 'default.replication.factor': '3', 'min.insync.replicas': '2' } });
     await c.waitReady([1, 2, 3]);
     await createTopic(c, 1, { name: 'rolling', numPartitions: 3, replicationFactor: 3 });
     const fullyReplicated = async () => {

@@ -3,29 +3,18 @@
 // link cut that isolates it through fault proxies on every inter-node link. Wall-clock bounds
 // here are generous ceilings; exact bounds (in ticks) live in the Raft simulation.
 //
-import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { FAST_CLUSTER_TIMING, ProcessCluster } from '../../src/harness/cluster-process.js';
+import { processClusters } from '../helpers/process-clusters.js';
 import { call, rawClient } from '../server/raw-client.js';
 import type { ProduceResponse__Output } from '../../src/gen/kavka/v1/ProduceResponse.js';
 import type { FetchResponse__Output } from '../../src/gen/kavka/v1/FetchResponse.js';
 
 const CEILING_MS = 30_000;
-let cluster: ProcessCluster | undefined;
-let dataRoot: string | undefined;
-
-afterEach(async () => {
-  await cluster?.destroy();
-  cluster = undefined;
-  if (dataRoot !== undefined) await rm(dataRoot, { recursive: true, force: true });
-  dataRoot = undefined;
-});
+const clusters = processClusters('kavka-cluster-');
 
 async function startCluster(proxies = false, observers = 0): Promise<ProcessCluster> {
-  dataRoot = await mkdtemp(join(tmpdir(), 'kavka-cluster-'));
-  cluster = await ProcessCluster.start({ size: 3, observers, dataRoot, proxies, overrides: { ...FAST_CLUSTER_TIMING, 'default.replication.factor': '3' } });
+  const cluster = await clusters.start({ size: 3, observers, proxies, overrides: { ...FAST_CLUSTER_TIMING, 'default.replication.factor': '3' } });
   await cluster.waitReady();
   return cluster;
 }

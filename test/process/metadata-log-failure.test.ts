@@ -4,37 +4,26 @@
 // Three real processes, every node a voter, an RF-3 topic with min.insync.replicas=2. The
 // active controller's metadata log is made to fail through the debug fault switch; a topic
 // create then makes every voter write. Wall-clock bounds are generous ceilings.
-import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
 import { FAST_CLUSTER_TIMING, ProcessCluster } from '../../src/harness/cluster-process.js';
+import { processClusters } from '../helpers/process-clusters.js';
 import { Kavka } from '../../src/client/index.js';
 import { EXIT_METADATA_LOG_FAILED } from '../../src/cli/exit-codes.js';
 
 const CEILING_MS = 30_000;
 const TOPIC = 'survives';
-let cluster: ProcessCluster | undefined;
-let dataRoot: string | undefined;
-
-afterEach(async () => {
-  await cluster?.destroy();
-  cluster = undefined;
-  if (dataRoot !== undefined) await rm(dataRoot, { recursive: true, force: true });
-  dataRoot = undefined;
-});
+const clusters = processClusters('kavka-metadata-failure-');
 
 describe('a node whose metadata log fails', () => {
   it('halts with exit code 3 while the others go on serving; started again, it rejoins and nothing acknowledged is lost', async () => {
-    dataRoot = await mkdtemp(join(tmpdir(), 'kavka-metadata-failure-'));
     const exits: { id: number; code: number | null }[] = [];
-    const c = (cluster = await ProcessCluster.start({
+    const c = await clusters.start({
       size: 3,
-      dataRoot,
-      logDir: dataRoot,
+      logs: true,
       overrides: { ...FAST_CLUSTER_TIMING, 'debug.fault.injection.enable': 'true', 'default.replication.factor': '3', 'min.insync.replicas': '2' },
       onUnexpectedExit: (id, exit) => exits.push({ id, code: exit.code }),
-    }));
+    });
     await c.waitReady([1, 2, 3]);
     const kavka = new Kavka({ clientId: 'metadata-failure', brokers: [1, 2, 3].map((id) => c.node(id).clientAddress), retry: { retries: 60, initialRetryTimeMs: 50, maxRetryTimeMs: 250 }, requestTimeoutMs: 5000 });
     const admin = kavka.admin();

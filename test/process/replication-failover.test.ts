@@ -2,32 +2,20 @@
 // min.insync.replicas=2, an acks=all workload that records every acknowledged write (value ->
 // offset). Faults: SIGKILL of the partition leader mid-stream, and SIGKILL of two of the three
 // nodes. Wall-clock bounds are generous ceilings.
-import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { FAST_CLUSTER_TIMING, ProcessCluster } from '../../src/harness/cluster-process.js';
+import { processClusters } from '../helpers/process-clusters.js';
 import { call, rawClient } from '../server/raw-client.js';
 import type { ProduceResponse__Output } from '../../src/gen/kavka/v1/ProduceResponse.js';
 import type { FetchResponse__Output } from '../../src/gen/kavka/v1/FetchResponse.js';
 
 const CEILING_MS = 30_000;
 const TOPIC = 'replicated';
-let cluster: ProcessCluster | undefined;
-let dataRoot: string | undefined;
-
-afterEach(async () => {
-  await cluster?.destroy();
-  cluster = undefined;
-  if (dataRoot !== undefined) await rm(dataRoot, { recursive: true, force: true });
-  dataRoot = undefined;
-});
+const clusters = processClusters('kavka-repl-');
 
 async function start(): Promise<ProcessCluster> {
-  dataRoot = await mkdtemp(join(tmpdir(), 'kavka-repl-'));
-  cluster = await ProcessCluster.start({
+  const cluster = await clusters.start({
     size: 3,
-    dataRoot,
     overrides: { ...FAST_CLUSTER_TIMING, 'default.replication.factor': '3', 'min.insync.replicas': '2', 'replica.lag.time.max.ms': '2000', 'replica.fetch.wait.max.ms': '100' },
   });
   await cluster.waitReady();

@@ -9,11 +9,11 @@
 // acknowledged before it was killed; every acknowledged record is there afterwards, at its
 // offset; and its partition logs end byte-identical to the leader's. Wall-clock bounds are
 // generous ceilings.
-import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FAST_CLUSTER_TIMING, ProcessCluster } from '../../src/harness/cluster-process.js';
+import { processClusters } from '../helpers/process-clusters.js';
 import { call, rawClient } from '../server/raw-client.js';
 import type { ProduceResponse__Output } from '../../src/gen/kavka/v1/ProduceResponse.js';
 import type { FetchResponse__Output } from '../../src/gen/kavka/v1/FetchResponse.js';
@@ -21,15 +21,7 @@ import type { FetchResponse__Output } from '../../src/gen/kavka/v1/FetchResponse
 const CEILING_MS = 45_000;
 const TOPIC = 'wiped';
 const PARTITIONS = 3;
-let cluster: ProcessCluster | undefined;
-let dataRoot: string | undefined;
-
-afterEach(async () => {
-  await cluster?.destroy();
-  cluster = undefined;
-  if (dataRoot !== undefined) await rm(dataRoot, { recursive: true, force: true });
-  dataRoot = undefined;
-});
+const clusters = processClusters('kavka-wiped-');
 
 type Acknowledged = Map<bigint, string>[];
 
@@ -122,19 +114,17 @@ async function readPartition(address: string, partition: number): Promise<Map<bi
 
 /** The partition's segment files (.log) concatenated in base-offset order. */
 async function logBytes(nodeId: number, partition: number): Promise<Buffer> {
-  const dir = join(dataRoot ?? '', `node-${nodeId}`, `${TOPIC}-${partition}`);
+  const dir = join(clusters.dataRoot, `node-${nodeId}`, `${TOPIC}-${partition}`);
   const names = (await readdir(dir)).filter((n) => n.endsWith('.log')).sort();
   return Buffer.concat(await Promise.all(names.map((n) => readFile(join(dir, n)))));
 }
 
 describe('a node restarted with its log.dirs deleted (issue 6)', () => {
   it('rejoins without voting or leading on an empty log, is re-added as a voter, and ends with every acknowledged record and byte-identical partition logs', async () => {
-    dataRoot = await mkdtemp(join(tmpdir(), 'kavka-wiped-'));
-    const c = (cluster = await ProcessCluster.start({
+    const c = await clusters.start({
       size: 3,
-      dataRoot,
       overrides: { ...FAST_CLUSTER_TIMING, 'default.replication.factor': '3', 'min.insync.replicas': '2' },
-    }));
+    });
     await c.waitReady();
     const controller = await ProcessCluster.waitFor('an agreed active controller', () => c.agreedController(), CEILING_MS);
     const admin = rawClient(c.node(controller.controllerId).clientAddress);
@@ -155,7 +145,7 @@ describe('a node restarted with its log.dirs deleted (issue 6)', () => {
     await c.signal(victim, 'SIGKILL');
     // Everything acknowledged while the victim held it: its replacement must hold it before leading.
     const ackedAtKill = workload.acknowledged.map((m) => (m.size === 0 ? 0n : [...m.keys()].reduce((a, b) => (a > b ? a : b)) + 1n));
-    await rm(join(dataRoot, `node-${victim}`), { recursive: true, force: true });
+    await rm(join(clusters.dataRoot, `node-${victim}`), { recursive: true, force: true });
     await new Promise((resolve) => setTimeout(resolve, 500)); // writes go on without it
     await c.startNode(victim);
     const lines = c.node(victim).process?.lines ?? [];
