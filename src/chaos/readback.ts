@@ -12,6 +12,7 @@ import { loadKavkaGrpc } from '../proto/load.js';
 import type { KavkaClient } from '../gen/kavka/v1/Kavka.js';
 import type { MetadataResponse__Output } from '../gen/kavka/v1/MetadataResponse.js';
 import type { FetchResponse__Output } from '../gen/kavka/v1/FetchResponse.js';
+import type { DescribeQuorumResponse__Output } from '../gen/kavka/v1/DescribeQuorumResponse.js';
 import type { FetchPartitionResponse__Output } from '../gen/kavka/v1/FetchPartitionResponse.js';
 import { scanBatches } from '../codec/record-batch.js';
 import { compareReplicas, decodeRecords, partitionKey, unary, type History, type Observation, type ReadRecord, type Violation } from './history.js';
@@ -62,6 +63,12 @@ export class ReadbackClients {
   async controller(via: number): Promise<number> {
     const answer = await unary<MetadataResponse__Output>(this.client(via), 'Metadata', { topics: [], brokersOnly: true }, 2_000);
     return answer.ok ? answer.value.controllerId : -1;
+  }
+
+  /** The metadata quorum's voters as node `via` describes them; undefined when it does not answer. */
+  async voters(via: number): Promise<number[] | undefined> {
+    const answer = await unary<DescribeQuorumResponse__Output>(this.client(via), 'DescribeQuorum', {}, 2_000);
+    return answer.ok ? answer.value.voters.map((v) => v.replicaId) : undefined;
   }
 
   async fetch(node: number, topic: string, partition: number, fetchOffset: bigint): Promise<FetchPartitionResponse__Output> {

@@ -331,6 +331,15 @@ async function runStep(context: StepContext, step: Exclude<Step, { kind: 'quiet'
       await target.start(node);
       history.fault(`restarted node ${node}`, [node]);
       if (!damage.damaged) throw new StepSkipped(`node ${node} (${step.role}): ${damage.what}; restarted`);
+      if (step.kind === 'wipe') {
+        // A wiped voter holds no metadata until the controller has re-added it. Wiping a second
+        // node before then would leave a majority of the voters without their data: no quorum,
+        // for good, as in Kafka. The step ends once the cluster has its redundancy back.
+        await waitVoterAgain(target, clients, node, 60_000);
+        await waitUnderReplicatedZero(target, 60_000);
+        history.fault(`node ${node} is a voter again and no partition is under-replicated`, [node]);
+        return `node ${node} (${step.role}): ${damage.what}; restarted, a voter again and fully replicated`;
+      }
       return `node ${node} (${step.role}): ${damage.what}; restarted`;
     }
   }
@@ -377,6 +386,22 @@ async function healAll(target: ChaosTarget, pausedNodes: Set<number>): Promise<v
   for (const id of pausedNodes) await target.fault(id, 'resume');
   pausedNodes.clear();
   for (const id of target.nodeIds) if (!(await target.isRunning(id))) await target.start(id);
+}
+
+/** Until the active controller lists `node` among the metadata quorum's voters. */
+async function waitVoterAgain(target: ChaosTarget, clients: ReadbackClients, node: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const via of target.nodeIds) {
+      const controller = await clients.controller(via).catch(() => -1);
+      if (controller < 0) continue;
+      const voters = await clients.voters(controller).catch(() => undefined);
+      if (voters?.includes(node) === true) return;
+      break;
+    }
+    if (Date.now() > deadline) throw new Error(`node ${node} was not a controller voter again within ${timeoutMs} ms`);
+    await sleep(200);
+  }
 }
 
 /** Every node up and ready, and no partition under-replicated (per its leader's /metrics). */

@@ -184,7 +184,7 @@ export function describeStep(step: Step): string {
     case 'bit-flip':
       return `SIGKILL ${who}, flip a bit in a sealed segment, restart`;
     case 'wipe':
-      return `SIGKILL ${who}, delete its data dir, restart after ${step.downMs} ms`;
+      return `SIGKILL ${who}, delete its data dir, restart after ${step.downMs} ms, wait until it is a voter again`;
     case 'disk-full':
       return `ENOSPC on ${who}'s log dir for ${step.ms} ms`;
     case 'metadata-disk-full':
