@@ -38,7 +38,8 @@ export function parseVoterId(command: string, positionals: readonly string[]): n
 
 function statusOf(quorum: QuorumInfo, replica: QuorumReplicaState, voter: boolean): string {
   if (replica.replicaId === quorum.leaderId) return 'Leader';
-  return voter ? 'Follower' : 'Observer';
+  const role = voter ? 'Follower' : 'Observer';
+  return replica.rejoining ? `${role} (rejoining: its data was deleted)` : role;
 }
 
 /** Left-aligned columns, two spaces apart. */
@@ -58,16 +59,16 @@ export function formatQuorum(quorum: QuorumInfo): string {
     `CurrentObservers:  ${ids(quorum.observers)}`,
   ];
   const rows = [
-    ['NodeId', 'LogEndOffset', 'Lag', 'Status'],
-    ...quorum.voters.map((r) => [String(r.replicaId), r.logEndOffset, r.lag, statusOf(quorum, r, true)]),
-    ...quorum.observers.map((r) => [String(r.replicaId), r.logEndOffset, r.lag, statusOf(quorum, r, false)]),
+    ['NodeId', 'DirectoryId', 'LogEndOffset', 'Lag', 'Status'],
+    ...quorum.voters.map((r) => [String(r.replicaId), r.directoryId || '-', r.logEndOffset, r.lag, statusOf(quorum, r, true)]),
+    ...quorum.observers.map((r) => [String(r.replicaId), r.directoryId || '-', r.logEndOffset, r.lag, statusOf(quorum, r, false)]),
   ];
   return `${status.join('\n')}\n\n${table(rows)}\n`;
 }
 
 /** One JSON object; metadata log offsets are far below 2^53, so they print as numbers. */
 export function quorumJson(quorum: QuorumInfo): string {
-  const replica = (r: QuorumReplicaState) => ({ replicaId: r.replicaId, logEndOffset: Number(r.logEndOffset), lag: Number(r.lag) });
+  const replica = (r: QuorumReplicaState) => ({ replicaId: r.replicaId, directoryId: r.directoryId, logEndOffset: Number(r.logEndOffset), lag: Number(r.lag), rejoining: r.rejoining });
   return `${JSON.stringify({
     leaderId: quorum.leaderId,
     leaderEpoch: quorum.leaderEpoch,

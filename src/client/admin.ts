@@ -41,6 +41,10 @@ export interface QuorumReplicaState {
   logEndOffset: string;
   /** How many entries it is behind the leader's log end. */
   lag: string;
+  /** Its Raft store's directory id (KIP-853); "" when unknown. */
+  directoryId: string;
+  /** Its store was re-created after its data was deleted: it does not vote until it is added back. */
+  rejoining: boolean;
 }
 
 /**
@@ -60,7 +64,7 @@ export interface QuorumInfo {
 
 
 function toReplicaState(replica: QuorumReplicaState__Output): QuorumReplicaState {
-  return { replicaId: replica.replicaId, logEndOffset: replica.logEndOffset, lag: replica.lag };
+  return { replicaId: replica.replicaId, logEndOffset: replica.logEndOffset, lag: replica.lag, directoryId: replica.directoryId, rejoining: replica.rejoining };
 }
 
 function voterIdOrThrow(voterId: number): number {

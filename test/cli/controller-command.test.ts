@@ -137,25 +137,29 @@ describe('quorum output', () => {
     leaderEpoch: 5,
     highWatermark: '1041',
     voters: [
-      { replicaId: 1, logEndOffset: '1040', lag: '2' },
-      { replicaId: 2, logEndOffset: '1042', lag: '0' },
+      { replicaId: 1, logEndOffset: '1040', lag: '2', directoryId: 'dir-one', rejoining: false },
+      { replicaId: 2, logEndOffset: '1042', lag: '0', directoryId: 'dir-two', rejoining: false },
     ],
-    observers: [{ replicaId: 14, logEndOffset: '-1', lag: '1042' }],
+    observers: [
+      { replicaId: 3, logEndOffset: '900', lag: '142', directoryId: 'dir-new', rejoining: true },
+      { replicaId: 14, logEndOffset: '-1', lag: '1042', directoryId: '', rejoining: false },
+    ],
   };
 
-  it('marks the leader, followers and observers in aligned columns', () => {
+  it('marks the leader, followers, observers and a rejoining node in aligned columns, with directory ids', () => {
     expect(formatQuorum(quorum)).toBe(
       [
         'LeaderId:          2',
         'LeaderEpoch:       5',
         'HighWatermark:     1041',
         'CurrentVoters:     [1,2]',
-        'CurrentObservers:  [14]',
+        'CurrentObservers:  [3,14]',
         '',
-        'NodeId  LogEndOffset  Lag   Status',
-        '1       1040          2     Follower',
-        '2       1042          0     Leader',
-        '14      -1            1042  Observer',
+        'NodeId  DirectoryId  LogEndOffset  Lag   Status',
+        '1       dir-one      1040          2     Follower',
+        '2       dir-two      1042          0     Leader',
+        '3       dir-new      900           142   Observer (rejoining: its data was deleted)',
+        '14      -            -1            1042  Observer',
         '',
       ].join('\n'),
     );
@@ -167,10 +171,13 @@ describe('quorum output', () => {
       leaderEpoch: 5,
       highWatermark: 1041,
       voters: [
-        { replicaId: 1, logEndOffset: 1040, lag: 2 },
-        { replicaId: 2, logEndOffset: 1042, lag: 0 },
+        { replicaId: 1, directoryId: 'dir-one', logEndOffset: 1040, lag: 2, rejoining: false },
+        { replicaId: 2, directoryId: 'dir-two', logEndOffset: 1042, lag: 0, rejoining: false },
       ],
-      observers: [{ replicaId: 14, logEndOffset: -1, lag: 1042 }],
+      observers: [
+        { replicaId: 3, directoryId: 'dir-new', logEndOffset: 900, lag: 142, rejoining: true },
+        { replicaId: 14, directoryId: '', logEndOffset: -1, lag: 1042, rejoining: false },
+      ],
     });
   });
 });
