@@ -1,16 +1,8 @@
 // The Raft layer's public surface: the pure core, and the driver (RaftNode) with its storage and
 // transport ports.
-export {
-  RaftCore,
-  EMPTY_HARD_STATE,
-  type RaftOptions,
-  type DurableState,
-  type Ready,
-  type ProposeResult,
-  type ProposeRejection,
-  type RaftStatus,
-  type ProgressStatus,
-} from './raft-core.js';
+export { RaftCore } from './raft-core.js';
+export type { RaftOptions } from './raft-options.js';
+export { EMPTY_HARD_STATE, type DurableState, type Ready } from './ready.js';
 export type {
   Message,
   MessageType,
@@ -38,6 +30,10 @@ export {
   type Snapshot,
   type RoleKind,
   type SoftState,
+  type ProposeResult,
+  type ProposeRejection,
+  type RaftStatus,
+  type ProgressStatus,
 } from './types.js';
 export { makeConfig, applyConfigChange, validateConfigChange, formatConfig } from './membership.js';
 export type { ProgressState } from './progress.js';

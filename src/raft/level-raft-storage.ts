@@ -19,7 +19,7 @@
 import { Level } from 'level';
 import { assert } from '../util/assert.js';
 import { KavkaError } from '../util/errors.js';
-import { EMPTY_HARD_STATE, type DurableState } from './raft-core.js';
+import { EMPTY_HARD_STATE, type DurableState } from './ready.js';
 import {
   decodeEntryValue,
   decodeHardStateValue,

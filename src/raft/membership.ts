@@ -1,4 +1,5 @@
-// Single-server membership changes (Ongaro's thesis §4.1). Pure functions over ClusterConfig.
+// Single-server membership changes (Ongaro's thesis §4.1). Pure functions over ClusterConfig (and,
+// for the leader's proposal rule, a read-only view of its log).
 //
 // Kavka applies a configuration entry as soon as it is appended to a server's log, committed or
 // not (the thesis' rule), and reverts it if the entry is truncated. The leader proposes a change
@@ -8,6 +9,37 @@
 
 import { assert } from '../util/assert.js';
 import type { ClusterConfig, ConfigChange, NodeId } from './types.js';
+
+/** What the leader's proposal rule reads from its log (RaftLog). */
+export interface ConfigChangeLog {
+  readonly committed: number;
+  term(index: number): number | undefined;
+  lastConfigIndex(): number;
+  config(): ClusterConfig;
+}
+
+/** Why the leader refuses a membership change now (a subset of RaftCore's ProposeRejection). */
+export interface RejectedConfigChange {
+  readonly reason: 'no-commit-in-term' | 'config-change-pending' | 'invalid-config-change';
+  readonly detail: string;
+}
+
+/**
+ * Why the leader of `term` may not propose `change` now; undefined when it may. It must have
+ * committed an entry of its term, no other change may be uncommitted (see the file header), and
+ * the change must apply to the latest configuration.
+ */
+export function configChangeRejection(log: ConfigChangeLog, term: number, change: ConfigChange): RejectedConfigChange | undefined {
+  if (log.term(log.committed) !== term) {
+    return { reason: 'no-commit-in-term', detail: 'the leader has not yet committed an entry of its term' };
+  }
+  if (log.lastConfigIndex() > log.committed) {
+    return { reason: 'config-change-pending', detail: `config entry ${log.lastConfigIndex()} is not committed yet` };
+  }
+  const problem = validateConfigChange(log.config(), change);
+  if (problem !== undefined) return { reason: 'invalid-config-change', detail: problem };
+  return undefined;
+}
 
 /** Why a change cannot apply to a configuration; undefined when it can. */
 export function validateConfigChange(config: ClusterConfig, change: ConfigChange): string | undefined {

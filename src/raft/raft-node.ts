@@ -22,10 +22,11 @@ import type { Clock } from '../util/clock.js';
 import { KavkaError, toKavkaError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { Message } from './messages.js';
-import { RaftCore, type ProposeResult, type RaftStatus, type Ready } from './raft-core.js';
+import { RaftCore } from './raft-core.js';
 import type { RaftStorage } from './raft-storage.js';
 import type { RaftTransport } from './raft-transport.js';
-import type { ClusterConfig, ConfigChange, Entry, NodeId, RoleKind, Snapshot } from './types.js';
+import type { Ready } from './ready.js';
+import type { ClusterConfig, ConfigChange, Entry, NodeId, ProposeResult, RaftStatus, RoleKind, Snapshot } from './types.js';
 
 export interface RaftNodeOptions {
   readonly nodeId: NodeId;

@@ -7,7 +7,7 @@
 // - Writes take effect in call order, even when a caller does not await one before the next.
 // - load() returns what the writes left: hard state, the latest snapshot, the entries after it.
 import { assert } from '../util/assert.js';
-import { EMPTY_HARD_STATE, type DurableState, type Ready } from './raft-core.js';
+import { EMPTY_HARD_STATE, type DurableState, type Ready } from './ready.js';
 import type { Entry, HardState, Snapshot } from './types.js';
 
 /** The persistence part of a Ready. */

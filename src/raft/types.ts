@@ -2,6 +2,8 @@
 // small pure helpers: every value is a plain object so the driver can encode it to protobuf and
 // to `level` without knowing the core's internals.
 
+import type { ProgressState } from './progress.js';
+
 /** A Raft server's id (Kafka's node.id). Any integer; absence is `undefined`, never a sentinel. */
 export type NodeId = number;
 
@@ -94,6 +96,49 @@ export interface SoftState {
   readonly role: RoleKind;
   readonly leaderId: NodeId | undefined;
   readonly term: number;
+}
+
+// What RaftCore's proposals and status() return.
+
+export type ProposeRejection =
+  | 'not-leader'
+  | 'transfer-in-progress'
+  | 'no-commit-in-term'
+  | 'config-change-pending'
+  | 'invalid-config-change'
+  | 'invalid-transfer-target';
+
+export type ProposeResult =
+  | { readonly ok: true; readonly index: number; readonly term: number }
+  | { readonly ok: false; readonly reason: ProposeRejection; readonly leaderId: NodeId | undefined; readonly detail: string };
+
+export interface ProgressStatus {
+  readonly match: number;
+  readonly next: number;
+  readonly state: ProgressState;
+  /** Heard from within the current CheckQuorum window (one election timeout). */
+  readonly recentActive: boolean;
+}
+
+/** A read-only view for tests, tools and metrics. */
+export interface RaftStatus {
+  readonly id: NodeId;
+  readonly term: number;
+  readonly votedFor: NodeId | undefined;
+  readonly role: RoleKind;
+  readonly leaderId: NodeId | undefined;
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  readonly committed: number;
+  readonly applied: number;
+  readonly config: ClusterConfig;
+  /** Leader only: every other member's progress. */
+  readonly progress: ReadonlyMap<NodeId, ProgressStatus> | undefined;
+  readonly transferTarget: NodeId | undefined;
+  /** This server's store directory id, if the driver gave one. */
+  readonly directoryId: string | undefined;
+  /** Rejoining after its data was deleted: no votes, no campaigns (see the raft-core.ts header). */
+  readonly rejoining: boolean;
 }
 
 export function isVoter(config: ClusterConfig, id: NodeId): boolean {
