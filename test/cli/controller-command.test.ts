@@ -59,8 +59,8 @@ describe('kavka controller describe', () => {
     expect(lines[1]).toMatch(/^LeaderEpoch: {7}[1-9]\d*$/);
     expect(lines[2]).toMatch(/^HighWatermark: {5}[1-9]\d*$/);
     expect(lines.slice(3, 6)).toEqual(['CurrentVoters:     [1]', 'CurrentObservers:  []', '']);
-    expect(lines[6].split(/\s+/)).toEqual(['NodeId', 'LogEndOffset', 'Lag', 'Status']);
-    expect(lines[7].split(/\s+/)).toEqual(['1', expect.stringMatching(/^[1-9]\d*$/), '0', 'Leader']);
+    expect(lines[6].split(/\s+/)).toEqual(['NodeId', 'DirectoryId', 'LogEndOffset', 'Lag', 'Status']);
+    expect(lines[7].split(/\s+/)).toEqual(['1', expect.stringMatching(/^[0-9a-f-]{36}$/), expect.stringMatching(/^[1-9]\d*$/), '0', 'Leader']);
     expect(lines.slice(8)).toEqual(['']);
   });
 
@@ -73,7 +73,7 @@ describe('kavka controller describe', () => {
     expect(quorum).toMatchObject({ leaderId: 1, voters: [{ replicaId: 1, lag: 0 }], observers: [] });
     expect(quorum.leaderEpoch).toBeGreaterThanOrEqual(1);
     expect(quorum.highWatermark).toBeGreaterThanOrEqual(1);
-    expect(quorum.voters[0]).toEqual({ replicaId: 1, logEndOffset: expect.any(Number), lag: 0 });
+    expect(quorum.voters[0]).toEqual({ replicaId: 1, directoryId: expect.stringMatching(/^[0-9a-f-]{36}$/), logEndOffset: expect.any(Number), lag: 0, rejoining: false });
   });
 });
 

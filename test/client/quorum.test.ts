@@ -33,7 +33,7 @@ describe('Admin quorum calls against a single-node broker', () => {
     expect(quorum).toMatchObject({ leaderId: 1, observers: [] });
     expect(quorum.leaderEpoch).toBeGreaterThanOrEqual(1);
     expect(BigInt(quorum.highWatermark)).toBeGreaterThanOrEqual(1n);
-    expect(quorum.voters).toEqual([{ replicaId: 1, logEndOffset: expect.stringMatching(/^\d+$/), lag: '0' }]);
+    expect(quorum.voters).toEqual([{ replicaId: 1, logEndOffset: expect.stringMatching(/^\d+$/), lag: '0', directoryId: expect.stringMatching(/^[0-9a-f-]{36}$/), rejoining: false }]);
     expect(BigInt(quorum.voters[0].logEndOffset)).toBeGreaterThanOrEqual(BigInt(quorum.highWatermark));
   });
 
@@ -74,10 +74,10 @@ describe('Admin quorum calls against a scripted broker', () => {
       leaderEpoch: '5',
       highWatermark: '41',
       voters: [
-        { replicaId: 2, logEndOffset: '42', lag: '0' },
-        { replicaId: 1, logEndOffset: '40', lag: '2' },
+        { replicaId: 2, logEndOffset: '42', lag: '0', directoryId: 'dir-2' },
+        { replicaId: 1, logEndOffset: '40', lag: '2', directoryId: 'dir-1' },
       ],
-      observers: [{ replicaId: 4, logEndOffset: '-1', lag: '42' }],
+      observers: [{ replicaId: 4, logEndOffset: '-1', lag: '42', directoryId: 'dir-4', rejoining: true }],
     };
     const broker = await startFakeBroker({
       Metadata: (_call, callback) => {
@@ -103,10 +103,10 @@ describe('Admin quorum calls against a scripted broker', () => {
       leaderEpoch: 5,
       highWatermark: '41',
       voters: [
-        { replicaId: 2, logEndOffset: '42', lag: '0' },
-        { replicaId: 1, logEndOffset: '40', lag: '2' },
+        { replicaId: 2, logEndOffset: '42', lag: '0', directoryId: 'dir-2', rejoining: false },
+        { replicaId: 1, logEndOffset: '40', lag: '2', directoryId: 'dir-1', rejoining: false },
       ],
-      observers: [{ replicaId: 4, logEndOffset: '-1', lag: '42' }],
+      observers: [{ replicaId: 4, logEndOffset: '-1', lag: '42', directoryId: 'dir-4', rejoining: true }],
     });
   });
 
