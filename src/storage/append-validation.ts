@@ -115,3 +115,30 @@ export function stampLogAppendTime(batch: Buffer, appendTimeMs: bigint): void {
   batch.writeBigInt64BE(appendTimeMs, MAX_TIMESTAMP_POSITION);
   batch.writeUInt32BE(computeBatchCrc(batch), CRC_POSITION);
 }
+
+/** Each batch's last offset and max timestamp once a leader stamped them, as the indexes record them. */
+export interface LeaderStamps {
+  lastOffsets: bigint[];
+  maxTimestamps: bigint[];
+}
+
+/**
+ * Stamps a leader's batches in place with offsets from `baseOffset` on (in the log's queue, once
+ * the log end is known): each batch's base offset and leader epoch, and when `logAppendTimeMs`
+ * is >= 0 (a LogAppendTime topic) its timestamp.
+ */
+export function stampLeaderBatches(batches: Buffer, located: readonly BatchLocation[], baseOffset: bigint, leaderEpoch: number, logAppendTimeMs: bigint): LeaderStamps {
+  const lastOffsets: bigint[] = [];
+  const maxTimestamps: bigint[] = [];
+  let nextOffset = baseOffset;
+  for (const batch of located) {
+    const bytes = batches.subarray(batch.position, batch.position + batch.size);
+    stampLeaderFields(bytes, nextOffset, leaderEpoch);
+    if (logAppendTimeMs >= 0n) stampLogAppendTime(bytes, logAppendTimeMs);
+    const lastOffset = nextOffset + BigInt(batch.header.lastOffsetDelta);
+    lastOffsets.push(lastOffset);
+    maxTimestamps.push(logAppendTimeMs >= 0n ? logAppendTimeMs : batch.header.maxTimestamp);
+    nextOffset = lastOffset + 1n;
+  }
+  return { lastOffsets, maxTimestamps };
+}

@@ -22,7 +22,8 @@ export {
 } from './api.js';
 export { validateLogConfig } from './log-config.js';
 export { openLogManager } from './log-manager.js';
-export { openPartitionLog, type FilePartitionLog, type PartitionLogOptions } from './partition-log.js';
+export { openPartitionLog } from './open-partition-log.js';
+export type { FilePartitionLog, PartitionLogOptions } from './partition-log.js';
 export type { CorruptionRepair, LogRecoveryReport } from './log-loader.js';
 export type { EpochEntry } from './leader-epoch-cache.js';
 export { LogDirHealth } from './log-dir-health.js';

@@ -9,6 +9,7 @@
 //
 // Shared by the LogManager and its PartitionLogs; a PartitionLog opened alone gets its own.
 // Transitions: online -> offline (never back). LogManager.reopen replaces the whole object.
+import { AssertionError } from '../util/assert.js';
 import type { Clock } from '../util/clock.js';
 import { KavkaError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -88,4 +89,11 @@ export class LogDirHealth {
       }
     }
   }
+}
+
+/** I/O errors take the dir offline; KavkaErrors (corruption, validation) and assertion failures pass unchanged. */
+export function asStorageError(health: LogDirHealth, operation: string, path: string, error: unknown): Error {
+  if (error instanceof KavkaError || error instanceof AssertionError) return error;
+  const errorPath = (error as { path?: unknown }).path;
+  return health.fail(operation, typeof errorPath === 'string' ? errorPath : path, error);
 }

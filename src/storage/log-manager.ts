@@ -36,7 +36,8 @@ import {
 import { LogDirHealth } from './log-dir-health.js';
 import { ensureMetaProperties, META_PROPERTIES_FILE } from './meta-properties.js';
 import { assertTopicId, readPartitionMetadata, writePartitionMetadata } from './partition-metadata.js';
-import { openPartitionLog, type FilePartitionLog } from './partition-log.js';
+import { openPartitionLog } from './open-partition-log.js';
+import type { FilePartitionLog } from './partition-log.js';
 import { checkTopicPartition, DELETED_DIRECTORY_SUFFIX, parsePartitionDirectoryName } from './partition-directory.js';
 import { nodeStorageFs, type StorageFs } from './storage-fs.js';
 import { TEMP_SUFFIX } from './atomic-file.js';

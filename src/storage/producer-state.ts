@@ -15,9 +15,10 @@
 // - snapshot / ProducerStateManager.fromSnapshot / loadFromSnapshotAndReplay: the building blocks
 //   of persistence and of rebuilding after truncation (files: producer-state-snapshot.ts).
 //
-// Who calls it: the partition log (partition-log.ts), inside its append queue. Concurrency: none;
-// every method is synchronous except loadFromSnapshotAndReplay, which builds a NEW manager and
-// touches no existing one, so the caller swaps it in when it completes.
+// Who calls it: the partition log (partition-log.ts, through log-producer-state.ts), inside its
+// append queue. Concurrency: none; every method is synchronous except loadFromSnapshotAndReplay,
+// which builds a NEW manager and touches no existing one, so the caller swaps it in when it
+// completes.
 //
 // Unknown producers (the one place Kafka changed its mind). Kafka 2.x answered a first batch with
 // sequence != 0 from a producer id it had no state for with UNKNOWN_PRODUCER_ID. Since KIP-360

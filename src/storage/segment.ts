@@ -18,7 +18,7 @@ import { KavkaError } from '../util/errors.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { INT32_MAX } from './log-config.js';
 import { OFFSET_INDEX_ENTRY_SIZE, OffsetIndex } from './offset-index.js';
-import { readAt, readFileIfExists, type StorageFile, type StorageFs } from './storage-fs.js';
+import { isNotFound, readAt, readFileIfExists, type StorageFile, type StorageFs } from './storage-fs.js';
 import { TIME_INDEX_ENTRY_SIZE, TimeIndex } from './time-index.js';
 
 export const LOG_FILE_SUFFIX = '.log';
@@ -45,8 +45,8 @@ export function parseSegmentLogName(fileName: string): bigint | undefined {
 
 /**
  * Bytes read back from a segment are not what was written: a batch that fails its CRC-32C, or
- * framing that does not fit the file. PartitionLog turns it into an offline log dir
- * (LogDirHealth.corrupt) when it happens while serving.
+ * framing that does not fit the file. PartitionLog's reader (log-reads.ts) turns it into an
+ * offline log dir (LogDirHealth.corrupt) when it happens while serving.
  */
 export class CorruptBatchError extends KavkaError {
   constructor(
@@ -253,6 +253,20 @@ export class LogSegment {
   async writeIndexFiles(fs: StorageFs): Promise<void> {
     await writeFileAtomic(fs, this.indexPath, this.offsetIndex.toBytes(), { syncDirectory: false });
     await writeFileAtomic(fs, this.timeIndexPath, this.timeIndex.toBytes(), { syncDirectory: false });
+  }
+
+  /**
+   * Unlinks the segment's files (already gone ones are skipped), the .log first: once it is gone
+   * the loader deletes orphan indexes. The caller syncs the directory and closes the descriptor.
+   */
+  async unlinkFiles(fs: StorageFs): Promise<void> {
+    for (const path of [this.logPath, this.indexPath, this.timeIndexPath]) {
+      try {
+        await fs.unlink(path);
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
+    }
   }
 
   /**
