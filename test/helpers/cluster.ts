@@ -12,6 +12,7 @@
 // tail, no lost page cache) and peers see its TCP connections close rather than go silent.
 //
 // Every wait is bounded; a timeout fails with what was being waited for.
+import { readdirSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -135,8 +136,31 @@ export async function startTestCluster(n = 3, overrides: Record<string, string> 
     try {
       return await startTestClusterOnce(n, overrides, options);
     } catch (error) {
+      if (/EMFILE|Too many open files/.test(`${String(error)} ${String((error as { cause?: unknown }).cause ?? '')}`)) {
+        throw new Error(`starting the test cluster ran out of file descriptors; this process holds: ${openDescriptorSummary()}`, { cause: error });
+      }
       if (attempt >= 3 || !isAddressInUse(error)) throw error;
     }
+  }
+}
+
+/** What this process's open file descriptors are, most common kinds first (Linux /proc only). */
+function openDescriptorSummary(): string {
+  try {
+    const kinds = new Map<string, number>();
+    for (const fd of readdirSync('/proc/self/fd')) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const kind = target.replace(/\[\d+\]/, '[]').replace(/\/[^/]*$/, '/*');
+      kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+    }
+    return [...kinds.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([kind, count]) => `${count} ${kind}`).join(', ');
+  } catch (error) {
+    return `(cannot list /proc/self/fd: ${(error as Error).message})`;
   }
 }
 
