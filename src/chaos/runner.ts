@@ -310,12 +310,15 @@ async function runStep(context: StepContext, step: Exclude<Step, { kind: 'quiet'
       // A quiet cluster writes nothing to its metadata log: create a topic, so every voter does.
       context.metadataWrites += 1;
       void createTopic(target, `${topic}-meta${context.metadataWrites}`);
-      const exit = await exited.promise;
-      if (exit.code !== EXIT_METADATA_LOG_FAILED) {
+      try {
+        const exit = await exited.promise;
+        if (exit.code !== EXIT_METADATA_LOG_FAILED) throw new Error(`node ${node} exited with code ${exit.code} after its metadata log failed; expected ${EXIT_METADATA_LOG_FAILED}`);
+        await restarted.promise;
+      } finally {
+        // Whichever wait failed, the other one must not reject later with no one listening.
+        exited.cancel();
         restarted.cancel();
-        throw new Error(`node ${node} exited with code ${exit.code} after its metadata log failed; expected ${EXIT_METADATA_LOG_FAILED}`);
       }
-      await restarted.promise;
       return `ENOSPC on node ${node}'s metadata log (${step.role}): it halted with exit code ${EXIT_METADATA_LOG_FAILED} and its supervisor restarted it`;
     }
     case 'torn-tail':
@@ -345,7 +348,7 @@ async function runStep(context: StepContext, step: Exclude<Step, { kind: 'quiet'
   }
 }
 
-/** The next event of `kind` for `node`; the promise rejects after timeoutMs. */
+/** The next event of `kind` for `node`; the promise rejects after timeoutMs unless cancelled first (then it never settles). */
 function nextEvent(watch: NonNullable<ChaosTarget['watch']>, node: number, kind: NodeEvent['kind'], timeoutMs: number): { promise: Promise<NodeEvent>; cancel(): void } {
   let cancel = () => undefined as void;
   const promise = new Promise<NodeEvent>((resolve, reject) => {
