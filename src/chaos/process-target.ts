@@ -2,6 +2,9 @@
 // inter-node link goes through its own fault proxy (peer.address.overrides) and every node's
 // CLIENT listener sits behind a proxy it advertises, so isolating a node cuts it off from its
 // peers and from the workload's clients alike. Node logs go to `<reportDir>/node-N.log`.
+// Like a restart policy, the target restarts a node that exits by itself (a halt on a failed
+// metadata log) and reports it (watch). For the long disk-full profile each log dir can be a
+// small tmpfs of its own (small-disks.ts).
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KavkaError } from '../util/errors.js';
@@ -38,7 +41,7 @@ export const CHAOS_CLUSTER_CONFIG: Record<string, string> = {
   'default.replication.factor': '3',
   'min.insync.replicas': '2',
   'shutdown.timeout.ms': '10000',
-  // The disk-full scenario flips storage writes to ENOSPC through the admin port.
+  // disk-full and metadata-disk-full make storage writes fail with ENOSPC through the admin port.
   'debug.fault.injection.enable': 'true',
 };
 
