@@ -180,7 +180,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
     const levelStorage = await LevelRaftStorage.open({ directory: raftDirectory, clusterId: config.clusterId, nodeId, newDirectoryId: randomUUID });
     if (levelStorage.fresh) await formatFreshRaftStore(levelStorage, transport, config, logger);
     raftDirectoryId = levelStorage.directoryId;
-    const storage = faultFs === undefined ? levelStorage : (metadataFaults = new FaultSwitchRaftStorage(levelStorage, raftDirectory));
+    if (faultFs !== undefined) metadataFaults = new FaultSwitchRaftStorage(levelStorage, raftDirectory);
     raft = await RaftNode.open({
       directoryId: raftDirectoryId,
       nodeId,
@@ -188,7 +188,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Bro
       ...timing,
       preVote: true,
       checkQuorum: true,
-      storage,
+      storage: metadataFaults ?? levelStorage,
       transport,
       clock,
       random,

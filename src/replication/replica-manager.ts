@@ -99,10 +99,10 @@ export interface FetchOptions {
   signal?: AbortSignal;
 }
 
-/** Why a repaired replica elected leader does not serve, and what the operator can do. */
 /** The controller answered an AlterPartition with an error: the ISR did not change. */
 export class AlterPartitionRefused extends KavkaError {}
 
+/** Why a repaired replica elected leader does not serve, and what the operator can do. */
 function refetchRequiredError(tp: TopicPartition, nodeId: number, truncatedTo: bigint): KavkaError {
   return new KavkaError(
     'KAFKA_STORAGE_ERROR',
